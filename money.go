@@ -1,0 +1,14 @@
+package medpay
+
+import "fmt"
+
+// Amounts are int64 fen (分) everywhere: no floats near money.
+
+// FormatYuan renders fen as yuan with two decimals, e.g. 3207 -> "32.07", -5 -> "-0.05".
+func FormatYuan(fen int64) string {
+	sign := ""
+	if fen < 0 {
+		sign, fen = "-", -fen
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, fen/100, fen%100)
+}

@@ -1,0 +1,243 @@
+// Package sqlstore implements the platform's storage on database/sql with hand-written SQL that
+// runs on SQLite (modernc.org/sqlite, the embedded default) and PostgreSQL (pgx). Queries use $n
+// placeholders, ON CONFLICT and RETURNING, which both engines understand.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Dialects.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// DB is an open database with the platform's schema.
+type DB struct {
+	sql     *sql.DB
+	dialect string
+	dsn     string
+
+	// SQLite has one writer; serialising writers in-process avoids busy waits between our own
+	// connections (other processes are handled by busy_timeout and BEGIN IMMEDIATE).
+	writeMu sync.Mutex
+}
+
+// IsPostgres reports whether dsn selects PostgreSQL.
+func IsPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Open opens dsn (a postgres:// URL, or else an SQLite file path) and applies migrations.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	db := &DB{dsn: dsn}
+	var err error
+	if IsPostgres(dsn) {
+		db.dialect = Postgres
+		db.sql, err = sql.Open("pgx", dsn)
+		if err == nil {
+			db.sql.SetMaxOpenConns(20)
+		}
+	} else {
+		db.dialect = SQLite
+		db.sql, err = sql.Open("sqlite", sqliteDSN(dsn))
+		if err == nil {
+			db.sql.SetMaxOpenConns(8)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := db.sql.PingContext(ctx); err != nil {
+		db.sql.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.sql.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func sqliteDSN(path string) string {
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	if !strings.HasPrefix(path, "file:") {
+		path = "file:" + path
+	}
+	return path + sep + "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrations, "migrations/"+db.dialect)
+	if err != nil {
+		return err
+	}
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	dialect := goose.DialectSQLite3
+	if db.dialect == Postgres {
+		dialect = goose.DialectPostgres
+		locker, err := lock.NewPostgresTableLocker()
+		if err != nil {
+			return err
+		}
+		opts = append(opts, goose.WithLocker(locker))
+	}
+	p, err := goose.NewProvider(dialect, db.sql, sub, opts...)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error { return db.sql.Close() }
+
+// Dialect is SQLite or Postgres.
+func (db *DB) Dialect() string { return db.dialect }
+
+// SQL is the underlying pool, for reads.
+func (db *DB) SQL() *sql.DB { return db.sql }
+
+// Ping checks the database is reachable (health checks).
+func (db *DB) Ping(ctx context.Context) error { return db.sql.PingContext(ctx) }
+
+// maxTxAttempts bounds the retries of a write transaction.
+const maxTxAttempts = 10
+
+// WriteTx runs fn in a write transaction, retrying it from the start when the engine reports a
+// serialization failure, a deadlock or a busy database. fn must therefore be safe to run again:
+// it may not have effects outside the transaction.
+func (db *DB) WriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if db.dialect == SQLite {
+		db.writeMu.Lock()
+		defer db.writeMu.Unlock()
+	}
+	var err error
+	for attempt := 0; attempt < maxTxAttempts; attempt++ {
+		if attempt > 0 {
+			backoff := time.Duration(1<<min(attempt, 6))*time.Millisecond + time.Duration(rand.IntN(5))*time.Millisecond
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(backoff):
+			}
+		}
+		err = db.tryTx(ctx, fn)
+		if err == nil || !retryable(err) {
+			return err
+		}
+		slog.Debug("retrying transaction", "attempt", attempt+1, "err", err)
+	}
+	return err
+}
+
+func (db *DB) tryTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// retryable reports serialization failures (40001), deadlocks (40P01) and SQLite busy/locked.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "40001" || pgErr.Code == "40P01"
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		code := sqErr.Code() & 0xff
+		return code == sqlite3.SQLITE_BUSY || code == sqlite3.SQLITE_LOCKED
+	}
+	return false
+}
+
+// isUniqueViolation reports a unique-constraint failure on either engine.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "23505"
+	}
+	var sqErr *sqlite.Error
+	if errors.As(err, &sqErr) {
+		return sqErr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || sqErr.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}
+
+// ForUpdate is the row-lock suffix for SELECTs that claim rows: SKIP LOCKED on PostgreSQL;
+// nothing on SQLite, where the single writer already excludes others.
+func (db *DB) ForUpdate() string {
+	if db.dialect == Postgres {
+		return " FOR UPDATE SKIP LOCKED"
+	}
+	return ""
+}
+
+// ms converts a time to the stored form: Unix milliseconds (portable across engines).
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// fromMS is the inverse of ms.
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v)
+}
+
+// MS and FromMS are exported for the packages (bureau, cash, notify) that keep their own tables.
+func MS(t time.Time) int64     { return ms(t) }
+func FromMS(v int64) time.Time { return fromMS(v) }
+
+// IsUniqueViolation is exported for packages with their own tables.
+func IsUniqueViolation(err error) bool { return isUniqueViolation(err) }
+
+// Redact returns dsn without a password, for logs.
+func Redact(dsn string) string {
+	if !IsPostgres(dsn) {
+		return dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "postgres://(unparseable)"
+	}
+	return u.Redacted()
+}

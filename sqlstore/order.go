@@ -1,0 +1,220 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/medpay/medpay"
+)
+
+var _ medpay.OrderStore = (*Store)(nil)
+
+const orderColumns = `id, med_trans_id, merchant_id, provider_id, hosp_out_trade_no, fingerprint, fields,
+	order_type, pay_type, total_fee, cash_fee, insurance_fee, hifp_pay, acct_pay, city_id, state,
+	cash_status, insurance_status, status_desc, psn_no, card_no, insurance_order_id, cash_order_id,
+	response_content, step, attempt, time_expire, time_end, created_at, updated_at, version`
+
+// CreateOrder inserts o; a taken (merchant, hosp_out_trade_no) gives medpay.ErrConflict.
+func (s *Store) CreateOrder(ctx context.Context, o *medpay.Order) error {
+	if err := o.CheckSplit(); err != nil {
+		return err
+	}
+	fields, err := json.Marshal(o.Fields)
+	if err != nil {
+		return err
+	}
+	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `INSERT INTO orders (med_trans_id, merchant_id, provider_id, hosp_out_trade_no,
+			fingerprint, fields, order_type, pay_type, total_fee, cash_fee, insurance_fee, hifp_pay, acct_pay, city_id,
+			state, cash_status, insurance_status, status_desc, psn_no, card_no, response_content, step, attempt,
+			time_expire, created_at, updated_at, version)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $25, 1)
+			RETURNING id`,
+			o.MedTransID, o.MerchantID, o.ProviderID, o.HospOutTradeNo, o.Fingerprint, string(fields), o.OrderType,
+			o.PayType, o.TotalFee, o.CashFee, o.InsuranceFee, o.HifpPay, o.AcctPay, o.CityID, string(o.State),
+			o.CashStatus, o.InsuranceStatus, o.StatusDesc, o.PsnNo, o.CardNo, o.ResponseContent, o.Step, o.Attempt,
+			ms(o.TimeExpire), ms(o.CreatedAt)).Scan(&o.ID)
+		if isUniqueViolation(err) {
+			return medpay.ErrConflict
+		}
+		o.Version = 1
+		o.UpdatedAt = o.CreatedAt
+		return err
+	})
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanOrder(row scanner) (*medpay.Order, error) {
+	var o medpay.Order
+	var fields, state string
+	var expire, end, created, updated int64
+	err := row.Scan(&o.ID, &o.MedTransID, &o.MerchantID, &o.ProviderID, &o.HospOutTradeNo, &o.Fingerprint, &fields,
+		&o.OrderType, &o.PayType, &o.TotalFee, &o.CashFee, &o.InsuranceFee, &o.HifpPay, &o.AcctPay, &o.CityID, &state,
+		&o.CashStatus, &o.InsuranceStatus, &o.StatusDesc, &o.PsnNo, &o.CardNo, &o.InsuranceOrderID, &o.CashOrderID,
+		&o.ResponseContent, &o.Step, &o.Attempt, &expire, &end, &created, &updated, &o.Version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, medpay.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(fields), &o.Fields); err != nil {
+		return nil, fmt.Errorf("order %s fields: %w", o.MedTransID, err)
+	}
+	o.State = medpay.TradeState(state)
+	o.TimeExpire, o.TimeEnd, o.CreatedAt, o.UpdatedAt = fromMS(expire), fromMS(end), fromMS(created), fromMS(updated)
+	o.LoadFields()
+	return &o, nil
+}
+
+func (s *Store) orderWhere(ctx context.Context, q querier, where string, args ...any) (*medpay.Order, error) {
+	return scanOrder(q.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE `+where, args...))
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// OrderByMedTransID returns merchant's order by med_trans_id.
+func (s *Store) OrderByMedTransID(ctx context.Context, merchantID int64, id string) (*medpay.Order, error) {
+	return s.orderWhere(ctx, s.db.sql, `merchant_id = $1 AND med_trans_id = $2`, merchantID, id)
+}
+
+// OrderByTradeNo returns merchant's order by hosp_out_trade_no.
+func (s *Store) OrderByTradeNo(ctx context.Context, merchantID int64, tradeNo string) (*medpay.Order, error) {
+	return s.orderWhere(ctx, s.db.sql, `merchant_id = $1 AND hosp_out_trade_no = $2`, merchantID, tradeNo)
+}
+
+// OrderByID returns the order with med_trans_id whatever its merchant.
+func (s *Store) OrderByID(ctx context.Context, id string) (*medpay.Order, error) {
+	return s.orderWhere(ctx, s.db.sql, `med_trans_id = $1`, id)
+}
+
+// OrdersToRecover lists orders left in the middle of a saga whose last change is older than
+// before (all of them when before is far in the future), oldest first, at most limit.
+func (s *Store) OrdersToRecover(ctx context.Context, before time.Time, limit int) ([]*medpay.Order, error) {
+	return s.orderList(ctx, `step IN ('settle', 'charge', 'reverse') AND updated_at < $1 ORDER BY updated_at LIMIT $2`, ms(before), limit)
+}
+
+// OrdersExpired lists NOTPAY orders whose time_expire has passed.
+func (s *Store) OrdersExpired(ctx context.Context, now time.Time, limit int) ([]*medpay.Order, error) {
+	return s.orderList(ctx, `state = 'NOTPAY' AND time_expire <= $1 ORDER BY time_expire LIMIT $2`, ms(now), limit)
+}
+
+func (s *Store) orderList(ctx context.Context, where string, args ...any) ([]*medpay.Order, error) {
+	rows, err := s.db.sql.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*medpay.Order
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// OrderChange is one state transition of an order and everything it causes, committed together.
+type OrderChange struct {
+	Transfers []medpay.Transfer
+	// Also runs inside the same transaction (the outbox row of the notification).
+	Also func(tx *sql.Tx) error
+}
+
+// UpdateOrder writes o's mutable columns if the row still has o.Version (compare-and-swap),
+// together with ch's ledger transfers and side effects, in one transaction. On success o.Version
+// is bumped; when the row changed meanwhile it returns medpay.ErrConflict and writes nothing.
+func (s *Store) UpdateOrder(ctx context.Context, o *medpay.Order, ch OrderChange) error {
+	if err := o.CheckSplit(); err != nil {
+		return err
+	}
+	for _, t := range ch.Transfers {
+		if err := t.Check(); err != nil {
+			return err
+		}
+	}
+	now := s.Now()
+	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE orders SET pay_type = $1, cash_fee = $2, insurance_fee = $3,
+			hifp_pay = $4, acct_pay = $5, state = $6, cash_status = $7, insurance_status = $8, status_desc = $9,
+			psn_no = $10, card_no = $11, insurance_order_id = $12, cash_order_id = $13, response_content = $14,
+			step = $15, attempt = $16, time_end = $17, updated_at = $18, version = version + 1
+			WHERE id = $19 AND version = $20`,
+			o.PayType, o.CashFee, o.InsuranceFee, o.HifpPay, o.AcctPay, string(o.State), o.CashStatus,
+			o.InsuranceStatus, o.StatusDesc, o.PsnNo, o.CardNo, o.InsuranceOrderID, o.CashOrderID, o.ResponseContent,
+			o.Step, o.Attempt, ms(o.TimeEnd), ms(now), o.ID, o.Version)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != 1 {
+			return medpay.ErrConflict
+		}
+		for i, t := range ch.Transfers {
+			if err := insertTransfer(ctx, tx, fmt.Sprintf("%s-%d-%d", o.MedTransID, o.Version, i), o.ID, 0, t, now); err != nil {
+				return err
+			}
+		}
+		if ch.Also != nil {
+			return ch.Also(tx)
+		}
+		return nil
+	})
+	if err == nil {
+		o.Version++
+		o.UpdatedAt = now
+	}
+	return err
+}
+
+func insertTransfer(ctx context.Context, tx *sql.Tx, transfer string, orderID, refundID int64, t medpay.Transfer, now time.Time) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries (transfer, order_id, refund_id, account, amount, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6), ($1, $2, $3, $7, $8, $6)`,
+		transfer, orderID, refundID, t.From, -t.Amount, ms(now), t.To, t.Amount)
+	return err
+}
+
+// Balance is the sum of an account's ledger entries.
+func (s *Store) Balance(ctx context.Context, account string) (int64, error) {
+	var sum int64
+	err := s.db.sql.QueryRowContext(ctx, `SELECT COALESCE(SUM(amount), 0) FROM ledger_entries WHERE account = $1`, account).Scan(&sum)
+	return sum, err
+}
+
+// LedgerTotal is the sum of every entry; it is zero unless the ledger is broken.
+func (s *Store) LedgerTotal(ctx context.Context) (int64, error) {
+	var sum int64
+	err := s.db.sql.QueryRowContext(ctx, `SELECT COALESCE(SUM(amount), 0) FROM ledger_entries`).Scan(&sum)
+	return sum, err
+}
+
+// OrderLedger returns the net movement per account caused by one order.
+func (s *Store) OrderLedger(ctx context.Context, orderID int64) (map[string]int64, error) {
+	rows, err := s.db.sql.QueryContext(ctx, `SELECT account, SUM(amount) FROM ledger_entries WHERE order_id = $1 GROUP BY account`, orderID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var a string
+		var v int64
+		if err := rows.Scan(&a, &v); err != nil {
+			return nil, err
+		}
+		if v != 0 {
+			out[a] = v
+		}
+	}
+	return out, rows.Err()
+}
