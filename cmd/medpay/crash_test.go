@@ -1,0 +1,338 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/medpay/medpay"
+	"github.com/medpay/medpay/bureau"
+	"github.com/medpay/medpay/cash"
+	"github.com/medpay/medpay/secret"
+	"github.com/medpay/medpay/sqlstore"
+	"github.com/medpay/medpay/wire"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// binary builds the medpay command once for the tests that run it as a process.
+func binary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "medpay-bin")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "medpay")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// proc is a running medpay serve.
+type proc struct {
+	cmd  *exec.Cmd
+	url  string
+	done chan struct{} // closed when the process has exited
+	err  error         // its exit status, once done is closed
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// serve starts the binary on db with extra environment and waits until it answers /healthz.
+func serve(t *testing.T, db, addr string, env ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary(t), "serve", "--db", db, "--addr", addr)
+	cmd.Env = append(os.Environ(), env...)
+	stderr, _ := cmd.StderrPipe()
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, url: "http://" + addr, done: make(chan struct{})}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if testing.Verbose() {
+				t.Log(sc.Text())
+			}
+		}
+	}()
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.done
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(p.url + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return p
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("medpay exited before serving: %v", p.err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatal("medpay did not become healthy")
+	return nil
+}
+
+// waitKilled waits for the process to die by SIGKILL.
+func (p *proc) waitKilled(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.done:
+		if p.err == nil || !strings.Contains(p.err.Error(), "killed") {
+			t.Fatalf("process ended with %v, want killed", p.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("process was not killed at the fault point")
+	}
+}
+
+// stop ends the process with SIGTERM (graceful shutdown) and waits.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+		if p.err != nil {
+			t.Fatalf("graceful shutdown: %v", p.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no graceful shutdown")
+	}
+}
+
+type creds struct {
+	AppID  string `json:"appid"`
+	Secret string `json:"secret"`
+	MchID  string `json:"mch_id"`
+	APIKey string `json:"api_key"`
+}
+
+func onboard(t *testing.T, db string) creds {
+	t.Helper()
+	out, err := exec.Command(binary(t), "merchant", "create", "--db", db, "--name", "深圳市人民医院",
+		"--city", "440300", "--level", "3", "--refund-ip", "127.0.0.1", "--json").Output()
+	if err != nil {
+		t.Fatalf("merchant create: %v", err)
+	}
+	var c creds
+	if err := json.Unmarshal(out, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func token(t *testing.T, base string, c creds) string {
+	t.Helper()
+	resp, err := http.Get(base + "/cgi-bin/token?grant_type=client_credential&appid=" + c.AppID + "&secret=" + c.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&body)
+	return body.AccessToken
+}
+
+func postJSON(base, path, body string) (*http.Response, error) {
+	return http.Post(base+path, "application/json", strings.NewReader(body))
+}
+
+// placeOrder binds the person of scenario to openid and places a mixed order; it returns the
+// med_trans_id.
+func placeOrder(t *testing.T, base, tok string, c creds, openid, scenario, notifyURL string) string {
+	t.Helper()
+	p, _ := bureau.FindPerson("440300", scenario)
+	resp, err := postJSON(base, "/sandbox/bindings", `{"appid":"`+c.AppID+`","openid":"`+openid+`","id_no":"`+p.IDNo+`"}`)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("bind: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	m := wire.NewMessage()
+	for _, kv := range [][2]string{{"appid", c.AppID}, {"mch_id", c.MchID}, {"openid", openid}, {"order_type", "DiagPay"},
+		{"hosp_out_trade_no", "HIS-" + openid}, {"hospital_name", "深圳市人民医院"}, {"body", "门诊缴费"},
+		{"total_fee", "6500"}, {"cash_fee", "2925"}, {"insurance_fee", "3575"}, {"allow_fee_change", "0"}, {"pay_type", "3"},
+		{"spbill_create_ip", "127.0.0.1"}, {"notify_url", notifyURL}, {"city_id", "440300"}, {"serial_no", "S1"},
+		{"org_no", "H1"}, {"gmt_out_create", "20260302090000"}, {"nonce_str", wire.Nonce()},
+		{"request_content", `{"acct_used":false,"items":[{"code":"1","name":"诊疗","class":"A","price":6500,"qty":1}]}`}} {
+		m.Set(kv[0], kv[1])
+	}
+	wire.SignInPlace(m, c.APIKey)
+	resp, err = http.Post(base+"/payinsurance/unifiedorder?access_token="+url.QueryEscape(tok), "text/xml", strings.NewReader(string(m.Bytes())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	ans, err := wire.Decode(resp.Body)
+	if err != nil || ans.Get("result_code") != "SUCCESS" {
+		t.Fatalf("unifiedorder: %v %v %s", err, ans.Keys(), ans.Get("err_code_des")+ans.Get("return_msg"))
+	}
+	return ans.Get("med_trans_id")
+}
+
+// TestKillMidPayment kills the real process with SIGKILL at each point of the payment saga,
+// restarts it, and checks that every order ends in a final state with books that balance
+// against the bureau's and the cash channel's own records.
+func TestKillMidPayment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	cases := []struct {
+		point, scenario string
+		want            medpay.TradeState
+	}{
+		{"settled", "employee", medpay.StateSuccess},          // the bureau settled; the answer died with the process
+		{"charged", "employee", medpay.StateSuccess},          // the wallet was charged; nothing recorded it yet
+		{"finished", "employee", medpay.StateSuccess},         // committed; the notification not yet sent
+		{"charged", "cash_declined", medpay.StateSysRefunded}, // declined, then died before undoing the settlement
+		{"reversed", "cash_declined", medpay.StateSysRefunded},
+		{"settled", "bureau_timeout", medpay.StatePayError},
+	}
+	dir := t.TempDir()
+	db := filepath.Join(dir, "medpay.db")
+	c := onboard(t, db)
+
+	// A hospital that acknowledges every notification.
+	var mu sync.Mutex
+	notified := map[string]int{}
+	hospital := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m, err := wire.Decode(r.Body)
+		if err == nil && wire.Verify(m, c.APIKey) {
+			mu.Lock()
+			notified[m.Get("med_trans_id")+"/"+m.Get("med_trade_state")]++
+			mu.Unlock()
+		}
+		w.Write([]byte("<xml><return_code>SUCCESS</return_code><return_msg>OK</return_msg></xml>"))
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go hospital.Serve(ln)
+	t.Cleanup(func() { hospital.Close() })
+	notifyURL := "http://" + ln.Addr().String() + "/notify"
+
+	addr := freeAddr(t)
+	ids := make([]string, len(cases))
+	for i, tc := range cases {
+		p := serve(t, db, addr, "MEDPAY_FAULT="+tc.point)
+		tok := token(t, p.url, c)
+		ids[i] = placeOrder(t, p.url, tok, c, fmt.Sprintf("crash-%d", i), tc.scenario, notifyURL)
+		resp, err := postJSON(p.url, "/sandbox/orders/"+ids[i]+"/confirm", `{"pin":"123456"}`)
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("%s/%s: the confirmation was answered; the process should have died", tc.point, tc.scenario)
+		}
+		p.waitKilled(t)
+
+		// Restart without faults: recovery at start finishes or undoes the order, and the
+		// worker delivers its notification from the outbox.
+		p = serve(t, db, addr)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			mu.Lock()
+			n := len(notified)
+			mu.Unlock()
+			if n > i || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		p.stop(t)
+	}
+
+	ctx := context.Background()
+	sdb, err := sqlstore.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdb.Close()
+	key, err := secret.LoadOrCreateKeyFile(db + ".key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, _ := secret.NewBox(key)
+	store := sqlstore.NewStore(sdb, box)
+	sim := bureau.New(sdb, nil)
+	wallet := cash.New(sdb, nil)
+	if total, err := store.LedgerTotal(ctx); err != nil || total != 0 {
+		t.Fatalf("ledger total %d, %v", total, err)
+	}
+	for i, tc := range cases {
+		o, err := store.OrderByID(ctx, ids[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.State != tc.want || o.Step != medpay.StepDone {
+			t.Errorf("%s/%s: state %s step %q, want %s done", tc.point, tc.scenario, o.State, o.Step, tc.want)
+		}
+		mu.Lock()
+		if notified[o.MedTransID+"/"+string(o.State)] == 0 {
+			t.Errorf("%s/%s: no notification of %s arrived", tc.point, tc.scenario, o.State)
+		}
+		mu.Unlock()
+		person, _ := bureau.FindPerson("440300", tc.scenario)
+		payer := c.AppID + "/" + o.OpenID
+		moved, _ := store.Balance(ctx, medpay.PayerWalletAccount(payer))
+		bal, _ := wallet.Balance(ctx, payer)
+		if bal != 1_000_000+moved {
+			t.Errorf("%s/%s: wallet %d, ledger says %d", tc.point, tc.scenario, bal, 1_000_000+moved)
+		}
+		if tc.want == medpay.StateSuccess && moved != -o.CashFee {
+			t.Errorf("%s/%s: wallet moved %d, want %d (charged exactly once)", tc.point, tc.scenario, moved, -o.CashFee)
+		}
+		if tc.want != medpay.StateSuccess && moved != 0 {
+			t.Errorf("%s/%s: wallet moved %d for a failed order", tc.point, tc.scenario, moved)
+		}
+		state, err := sim.SettlementState(ctx, o.SettleSerial())
+		wantState := bureau.StateSettled
+		if tc.want != medpay.StateSuccess {
+			wantState = bureau.StateReversed
+		}
+		if err != nil || state != wantState {
+			t.Errorf("%s/%s: bureau settlement %q %v, want %s", tc.point, tc.scenario, state, err, wantState)
+		}
+		_ = person
+	}
+}

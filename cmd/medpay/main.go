@@ -1,0 +1,115 @@
+// Command medpay runs the medical-insurance payment platform and its operator tools.
+//
+//	medpay serve                 run the platform
+//	medpay merchant create ...   onboard a hospital or pharmacy
+//	medpay provider create ...   onboard a service provider
+//	medpay provider authorize    record a hospital's authorisation of a provider (and revoke)
+//	medpay notify list|show|resend
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "medpay:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: medpay <command> [flags]
+
+commands:
+  serve                     run the platform (open API, payer pages, notifications, bureau simulator)
+  merchant create           onboard a hospital or pharmacy and print its credentials
+  provider create           onboard a service provider
+  provider authorize        record that a hospital authorised a service provider
+  provider revoke           withdraw that authorisation
+  notify list|show|resend   inspect and re-send notifications
+
+Run 'medpay <command> -h' for the flags of a command. Every flag can also be set through the
+environment as MEDPAY_<FLAG> (upper case, dashes as underscores), e.g. MEDPAY_DB.
+`
+
+// run is the whole program, with its dependencies passed in so tests can call it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, getenv, stdout, stderr)
+	case "merchant":
+		return runMerchant(ctx, rest, getenv, stdout, stderr)
+	case "provider":
+		return runProvider(ctx, rest, getenv, stdout, stderr)
+	case "notify":
+		return runNotify(ctx, rest, getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// newFlags returns a flag set whose defaults can come from MEDPAY_* variables.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags parses args, then fills every flag not given on the command line from its
+// environment variable.
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s: %w", envName(f.Name), e)
+			}
+		}
+	})
+	return err
+}
+
+func envName(flagName string) string {
+	return "MEDPAY_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*l = append(*l, part)
+		}
+	}
+	return nil
+}

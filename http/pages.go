@@ -1,0 +1,174 @@
+package http
+
+import (
+	"embed"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+
+	qrcode "github.com/skip2/go-qrcode"
+
+	"github.com/medpay/medpay"
+	"github.com/medpay/medpay/bureau"
+	"github.com/medpay/medpay/payment"
+)
+
+//go:embed templates
+var templateFS embed.FS
+
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"yuan": medpay.FormatYuan,
+	"mask": medpay.MaskCardNo,
+}).ParseFS(templateFS, "templates/*.html"))
+
+type pageData struct {
+	Title   string
+	Sandbox bool
+	Order   *medpay.Order
+	Items   []bureau.Item
+	Total   int64
+	Error   string
+	Success bool
+	Message string
+	Return  string
+}
+
+func (s *Server) render(w http.ResponseWriter, status int, name string, d *pageData) {
+	d.Sandbox = s.cfg.Sandbox
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.WriteHeader(status)
+	if err := pages.ExecuteTemplate(w, name, d); err != nil {
+		s.logger.Error("render", "page", name, "err", err)
+	}
+}
+
+func (s *Server) pageOrder(w http.ResponseWriter, r *http.Request) (*medpay.Order, bool) {
+	o, err := s.store.OrderByID(r.Context(), r.PathValue("id"))
+	if err == nil {
+		o, err = s.payment.Refresh(r.Context(), o)
+	}
+	if errors.Is(err, medpay.ErrNotFound) {
+		s.render(w, http.StatusNotFound, "result.html", &pageData{Title: "订单不存在", Message: "请回到医院页面重新下单。"})
+		return nil, false
+	}
+	if err != nil {
+		s.logger.Error("pay page", "err", err)
+		s.render(w, http.StatusInternalServerError, "result.html", &pageData{Title: "系统繁忙", Message: "请稍后刷新重试,您的资金是安全的。"})
+		return nil, false
+	}
+	return o, true
+}
+
+// payPage shows the order and its split (GET pay_url).
+func (s *Server) payPage(w http.ResponseWriter, r *http.Request) {
+	o, ok := s.pageOrder(w, r)
+	if !ok {
+		return
+	}
+	if o.State != medpay.StateNotPay {
+		s.result(w, r, o, nil)
+		return
+	}
+	s.renderPay(w, http.StatusOK, o, "")
+}
+
+func (s *Server) renderPay(w http.ResponseWriter, status int, o *medpay.Order, msg string) {
+	d := &pageData{Title: "确认支付", Order: o, Error: msg, Total: o.CashFee + o.InsuranceFee}
+	if bill, err := bureau.ParseBill(o.RequestContent, o.OrderType, o.RequestedCash()+o.RequestedInsurance()); err == nil && !bill.Default {
+		d.Items = bill.Items
+	}
+	s.render(w, status, "pay.html", d)
+}
+
+// payConfirm takes the PIN (POST pay_url), runs the payment, and sends the payer back.
+func (s *Server) payConfirm(w http.ResponseWriter, r *http.Request) {
+	o, ok := s.pageOrder(w, r)
+	if !ok {
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		s.renderPay(w, http.StatusBadRequest, o, "请求无效,请重新输入支付密码。")
+		return
+	}
+	paid, err := s.payment.Confirm(r.Context(), o.MedTransID, r.PostForm.Get("pin"))
+	var pinErr *payment.PINError
+	switch {
+	case errors.As(err, &pinErr) && !pinErr.BlockedUntil.IsZero():
+		s.renderPay(w, http.StatusForbidden, o, "支付密码错误次数过多,请于 "+pinErr.BlockedUntil.In(cst).Format("15:04")+" 后再试。")
+		return
+	case errors.As(err, &pinErr):
+		s.renderPay(w, http.StatusForbidden, o, "支付密码错误,还可以尝试 "+itoa(pinErr.Remaining)+" 次。")
+		return
+	case paid == nil:
+		s.logger.Error("confirm", "med_trans_id", o.MedTransID, "err", err)
+		s.render(w, http.StatusInternalServerError, "result.html", &pageData{Title: "系统繁忙", Message: "支付结果确认中,请稍后刷新本页查看,不会重复扣款。"})
+		return
+	}
+	if paid.ReturnURL != "" && paid.State.Final() {
+		http.Redirect(w, r, returnURL(paid), http.StatusSeeOther)
+		return
+	}
+	s.result(w, r, paid, err)
+}
+
+// returnURL is the hospital's return_url with the order's identifiers added to its query.
+func returnURL(o *medpay.Order) string {
+	u, err := url.Parse(o.ReturnURL)
+	if err != nil {
+		return o.ReturnURL
+	}
+	q := u.Query()
+	q.Set("med_trans_id", o.MedTransID)
+	q.Set("hosp_out_trade_no", o.HospOutTradeNo)
+	q.Set("med_trade_state", string(o.State))
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// result shows what became of an order, in the payer's words.
+func (s *Server) result(w http.ResponseWriter, r *http.Request, o *medpay.Order, err error) {
+	d := &pageData{Order: o}
+	if o.ReturnURL != "" {
+		d.Return = returnURL(o)
+	}
+	switch o.State {
+	case medpay.StateSuccess, medpay.StateRefund:
+		d.Title, d.Success = "支付成功", true
+		d.Message = "医保支付 ¥" + medpay.FormatYuan(o.InsuranceFee) + ",现金支付 ¥" + medpay.FormatYuan(o.CashFee) + "。"
+		if o.State == medpay.StateRefund {
+			d.Message += " 该订单已申请退款。"
+		}
+	case medpay.StateUserPaying, medpay.StateSysRefunding:
+		d.Title, d.Message = "支付处理中", "正在确认支付结果,请稍后刷新本页。结果确认前不会重复扣款。"
+	case medpay.StateClosed:
+		d.Title, d.Message = "订单已关闭", o.StatusDesc+"。如需就诊缴费,请回到医院页面重新下单。"
+	case medpay.StateSysRefunded:
+		d.Title, d.Message = "支付失败", "现金支付未成功,已结算的医保部分已全部退回,您没有被扣款。"
+	default:
+		d.Title, d.Message = "支付失败", o.StatusDesc+"。您没有被扣款,可回到医院页面重新下单。"
+	}
+	if err != nil && o.State == medpay.StateNotPay {
+		d.Title, d.Message = "暂时无法支付", medpay.ErrorMessage(err)
+	}
+	s.render(w, http.StatusOK, "result.html", d)
+}
+
+// payQR is code_url: a PNG QR code of pay_url for 扫码付.
+func (s *Server) payQR(w http.ResponseWriter, r *http.Request) {
+	o, err := s.store.OrderByID(r.Context(), r.PathValue("id"))
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	png, err := qrcode.Encode(s.payURL(o), qrcode.Medium, 256)
+	if err != nil {
+		s.logger.Error("qr", "err", err)
+		http.Error(w, "qr failed", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Write(png)
+}

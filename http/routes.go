@@ -1,0 +1,76 @@
+package http
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/medpay/medpay/secret"
+)
+
+// routes lists every route of the platform.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+
+	// Open API (wire-api.md).
+	mux.HandleFunc("GET /cgi-bin/token", s.cgiToken)
+	mux.HandleFunc("GET /payinsurance/gettoken", s.providerToken)
+	mux.Handle("/payinsurance/unifiedorder", s.api("unifiedorder", s.unifiedOrder, apiOpts{}))
+	mux.Handle("/payinsurance/queryorder", s.api("queryorder", s.queryOrder, apiOpts{}))
+	mux.Handle("/payinsurance/orderquery", s.api("queryorder", s.queryOrder, apiOpts{}))
+	mux.Handle("/payinsurance/closeorder", s.api("closeorder", s.closeOrder, apiOpts{}))
+
+	// Payer pages (sandbox.md §2), protected against cross-origin form posts.
+	pages := http.NewServeMux()
+	pages.HandleFunc("GET /pay/{id}", s.payPage)
+	pages.HandleFunc("POST /pay/{id}", s.payConfirm)
+	pages.HandleFunc("GET /pay/{id}/qr.png", s.payQR)
+	mux.Handle("/pay/", http.NewCrossOriginProtection().Handler(pages))
+
+	// Sandbox helper API (sandbox.md §3).
+	if s.cfg.Sandbox {
+		mux.HandleFunc("GET /sandbox/persons", s.sandboxPersons)
+		mux.HandleFunc("POST /sandbox/bindings", s.sandboxBind)
+		mux.HandleFunc("POST /sandbox/orders/{id}/confirm", s.sandboxConfirm)
+	}
+
+	// Operations.
+	mux.HandleFunc("GET /healthz", s.health)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+
+	return s.withRequestID(limitBody(mux))
+}
+
+// maxBody bounds every request body; the open API's own limit (64 KiB) is enforced by the decoder
+// so that it can answer in XML.
+const maxBody = 1 << 20
+
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		next.ServeHTTP(w, r)
+	})
+}
+
+type ridKey struct{}
+
+// withRequestID gives every request an id, sent back as X-Request-Id and used as rid.
+func (s *Server) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rid := strconv.FormatInt(time.Now().UnixMilli(), 36) + "-" + secret.RandomString(10, "abcdefghijklmnopqrstuvwxyz0123456789")
+		w.Header().Set("X-Request-Id", rid)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ridKey{}, rid)))
+	})
+}
+
+func requestID(ctx context.Context) string {
+	rid, _ := ctx.Value(ridKey{}).(string)
+	return rid
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+var cst = time.FixedZone("CST", 8*3600)

@@ -1,0 +1,152 @@
+package http
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/medpay/medpay"
+	"github.com/medpay/medpay/bureau"
+	"github.com/medpay/medpay/payment"
+)
+
+// Sandbox helper API (sandbox.md §3): JSON in, JSON out, only with --sandbox.
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+type jsonError struct {
+	Error   string `json:"error"`
+	ErrCode string `json:"err_code,omitempty"`
+	Message string `json:"message"`
+}
+
+func (s *Server) jsonFail(w http.ResponseWriter, r *http.Request, status int, err error) {
+	code := medpay.ErrorCode(err)
+	if code == medpay.ErrSystem && status >= 500 {
+		s.logger.Error("sandbox", "rid", requestID(r.Context()), "err", err)
+	}
+	writeJSON(w, status, jsonError{Error: http.StatusText(status), ErrCode: code, Message: medpay.ErrorMessage(err)})
+}
+
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+type sandboxPerson struct {
+	Name     string `json:"name"`
+	IDNo     string `json:"id_no"`
+	CardNo   string `json:"card_no"`
+	CityID   string `json:"city_id"`
+	Scenario string `json:"scenario"`
+	PIN      string `json:"pin"`
+	PsnType  string `json:"psn_type"`
+}
+
+// sandboxPersons lists the test persons; ?city_id= and ?scenario= filter.
+func (s *Server) sandboxPersons(w http.ResponseWriter, r *http.Request) {
+	city, scenario := r.URL.Query().Get("city_id"), r.URL.Query().Get("scenario")
+	out := []sandboxPerson{}
+	for _, p := range bureau.SandboxPersons() {
+		if (city != "" && p.CityID != city) || (scenario != "" && p.Scenario != scenario) {
+			continue
+		}
+		out = append(out, sandboxPerson{Name: p.Name, IDNo: p.IDNo, CardNo: p.CardNo, CityID: p.CityID,
+			Scenario: p.Scenario, PIN: p.PIN, PsnType: p.PsnType})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// sandboxBind binds a test person's card to an openid, as the bind page does.
+func (s *Server) sandboxBind(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		AppID  string `json:"appid"`
+		OpenID string `json:"openid"`
+		IDNo   string `json:"id_no"`
+	}
+	if err := decodeJSON(r, &req); err != nil || req.AppID == "" || req.OpenID == "" || req.IDNo == "" {
+		writeJSON(w, http.StatusBadRequest, jsonError{Error: "Bad Request", Message: "body must be {\"appid\",\"openid\",\"id_no\"}"})
+		return
+	}
+	if _, err := s.store.MerchantByAppID(r.Context(), req.AppID); err != nil {
+		writeJSON(w, http.StatusNotFound, jsonError{Error: "Not Found", Message: "unknown appid"})
+		return
+	}
+	var person *bureau.Person
+	for _, p := range bureau.SandboxPersons() {
+		if p.IDNo == req.IDNo {
+			person = &p
+			break
+		}
+	}
+	if person == nil {
+		writeJSON(w, http.StatusNotFound, jsonError{Error: "Not Found", Message: "no sandbox person has this id_no (see GET /sandbox/persons)"})
+		return
+	}
+	b, err := s.payment.BindCard(r.Context(), req.AppID, req.OpenID, medpay.Identity{
+		Name: person.Name, IDNo: person.IDNo, CardNo: person.CardNo, CityID: person.CityID})
+	if err != nil {
+		s.jsonFail(w, r, statusFor(err), err)
+		return
+	}
+	// The scenario that concerns the cash channel is set on the payer's wallet.
+	payer := req.AppID + "/" + req.OpenID
+	if err := s.cash.SetDeclining(r.Context(), payer, person.Scenario == bureau.ScenarioCashDeclined); err != nil {
+		s.jsonFail(w, r, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"appid": b.AppID, "openid": b.OpenID, "medical_card_no": medpay.MaskCardNo(b.CardNo),
+		"user_name": medpay.MaskName(b.Name), "city_id": b.CityID, "card_status": "BOUND", "scenario": person.Scenario,
+	})
+}
+
+// sandboxConfirm is the payer's confirmation, through the same path as the payment page.
+func (s *Server) sandboxConfirm(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		PIN string `json:"pin"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		writeJSON(w, http.StatusBadRequest, jsonError{Error: "Bad Request", Message: "body must be {\"pin\"}"})
+		return
+	}
+	o, err := s.payment.Confirm(r.Context(), r.PathValue("id"), req.PIN)
+	var pinErr *payment.PINError
+	if errors.As(err, &pinErr) {
+		writeJSON(w, http.StatusForbidden, map[string]any{"error": "Forbidden", "message": pinErr.Error(),
+			"remaining": pinErr.Remaining, "blocked_until": pinErr.BlockedUntil})
+		return
+	}
+	if o == nil {
+		s.jsonFail(w, r, statusFor(err), err)
+		return
+	}
+	out := map[string]any{
+		"med_trans_id": o.MedTransID, "med_trade_state": o.State, "cash_fee": o.CashFee,
+		"insurance_fee": o.InsuranceFee, "hifp_pay": o.HifpPay, "acct_pay": o.AcctPay,
+		"cash_trade_status": o.CashStatus, "insurance_trade_status": o.InsuranceStatus,
+		"trade_status_desc": o.StatusDesc,
+	}
+	if err != nil {
+		out["err_code"], out["message"] = medpay.ErrorCode(err), medpay.ErrorMessage(err)
+		if medpay.ErrorCode(err) == medpay.ErrSystem {
+			s.logger.Warn("sandbox confirm", "med_trans_id", o.MedTransID, "err", err)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func statusFor(err error) int {
+	switch medpay.ErrorCode(err) {
+	case medpay.ErrSystem:
+		return http.StatusInternalServerError
+	case medpay.ErrOrderNotFound:
+		return http.StatusNotFound
+	}
+	return http.StatusUnprocessableEntity
+}

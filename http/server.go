@@ -1,0 +1,85 @@
+// Package http serves the platform over net/http: the open API hospitals call, the payer's pages,
+// the sandbox helper API and the operational endpoints. routes.go lists every route.
+package http
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/medpay/medpay/bureau"
+	"github.com/medpay/medpay/cash"
+	"github.com/medpay/medpay/payment"
+	"github.com/medpay/medpay/sqlstore"
+)
+
+// Config holds the server's settings.
+type Config struct {
+	BaseURL  string // public URL used in pay_url, code_url, bind_url (no trailing slash)
+	PayAppID string // the payment mini-program's appid, returned as pay_appid
+	Sandbox  bool   // enables /sandbox/* and the banner on payer pages
+	// AllowPrivateNotify accepts notify URLs on loopback or private networks outside the sandbox.
+	AllowPrivateNotify bool
+	// TrustedProxies may set X-Forwarded-For (addresses or CIDR prefixes).
+	TrustedProxies []string
+}
+
+// Server is the platform's HTTP server.
+type Server struct {
+	cfg     Config
+	store   *sqlstore.Store
+	payment *payment.Service
+	bureau  *bureau.Simulator
+	cash    *cash.Simulator
+	logger  *slog.Logger
+	now     func() time.Time
+	metrics *metrics
+	reg     *prometheus.Registry
+	handler http.Handler
+}
+
+// Deps are the server's collaborators.
+type Deps struct {
+	Store    *sqlstore.Store
+	Payment  *payment.Service
+	Bureau   *bureau.Simulator
+	Cash     *cash.Simulator
+	Logger   *slog.Logger
+	Now      func() time.Time
+	Registry *prometheus.Registry // metrics are registered here and served at /metrics
+}
+
+// NewServer returns a server; it registers its metrics on d.Registry.
+func NewServer(cfg Config, d Deps) *Server {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{cfg: cfg, store: d.Store, payment: d.Payment, bureau: d.Bureau, cash: d.Cash,
+		logger: d.Logger, now: d.Now, reg: d.Registry, metrics: newMetrics(d.Registry)}
+	s.handler = s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// health answers 200 once the database is reachable.
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.DB().Ping(ctx); err != nil {
+		http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok"))
+}

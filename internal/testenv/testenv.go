@@ -1,0 +1,272 @@
+// Package testenv wires the whole platform for tests: a fresh database, the bureau and cash
+// simulators, the payment service, the notification worker and an httptest server running the
+// real handlers. Tests meet the system as hospitals do: over HTTP with real signatures.
+package testenv
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/medpay/medpay"
+	"github.com/medpay/medpay/bureau"
+	"github.com/medpay/medpay/cash"
+	medpayhttp "github.com/medpay/medpay/http"
+	"github.com/medpay/medpay/notify"
+	"github.com/medpay/medpay/payment"
+	"github.com/medpay/medpay/secret"
+	"github.com/medpay/medpay/sqlstore"
+	"github.com/medpay/medpay/sqlstore/sqlstoretest"
+	"github.com/medpay/medpay/wire"
+)
+
+// Clock is a settable clock shared by every component of an Env.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// Env is a running platform.
+type Env struct {
+	URL     string
+	Server  *httptest.Server
+	DB      *sqlstore.DB
+	Store   *sqlstore.Store
+	Bureau  *bureau.Simulator
+	Cash    *cash.Simulator
+	Pay     *payment.Service
+	Worker  *notify.Worker
+	Clock   *Clock
+	Metrics *prometheus.Registry
+	Client  *http.Client
+}
+
+// Options tune an Env.
+type Options struct {
+	Engine  string // sqlstore.SQLite (default) or sqlstore.Postgres
+	Sandbox *bool  // default true
+	// Config overrides the server config (BaseURL is always the test server's).
+	Config medpayhttp.Config
+}
+
+// New starts a platform for t, stopped at cleanup.
+func New(t testing.TB, opts Options) *Env {
+	t.Helper()
+	if opts.Engine == "" {
+		opts.Engine = sqlstore.SQLite
+	}
+	db := sqlstoretest.Open(t, opts.Engine)
+	box, err := secret.NewBox(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &Clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, wire.CST)}
+	e := &Env{DB: db, Store: sqlstore.NewStore(db, box), Clock: clock, Metrics: prometheus.NewRegistry()}
+	e.Store.Now = clock.Now
+	e.Bureau = bureau.New(db, clock.Now)
+	if err := e.Bureau.Seed(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.Cash = cash.New(db, clock.Now)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	e.Worker = notify.NewWorker(db, &http.Client{}, notify.Options{Now: clock.Now, Logger: logger, AllowPrivate: true, Timeout: 2 * time.Second})
+	e.Pay = &payment.Service{Store: e.Store, Bureau: e.Bureau, Cash: e.Cash, Now: clock.Now, Logger: logger}
+	cfg := opts.Config
+	cfg.Sandbox = opts.Sandbox == nil || *opts.Sandbox
+	if cfg.PayAppID == "" {
+		cfg.PayAppID = "wxpaytest"
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	cfg.BaseURL = "http://" + srv.Listener.Addr().String()
+	srv.Config.Handler = medpayhttp.NewServer(cfg, medpayhttp.Deps{Store: e.Store, Payment: e.Pay, Bureau: e.Bureau,
+		Cash: e.Cash, Logger: logger, Now: clock.Now, Registry: e.Metrics})
+	srv.Start()
+	t.Cleanup(srv.Close)
+	e.Server, e.URL = srv, srv.URL
+	e.Client = srv.Client()
+	return e
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// Merchant is an onboarded institution with its clear credentials.
+type Merchant struct {
+	*medpay.Merchant
+	Secret string
+}
+
+// NewMerchant onboards a merchant of kind in cities at level.
+func (e *Env) NewMerchant(t testing.TB, kind string, level int, cities ...string) *Merchant {
+	t.Helper()
+	s := secret.AppSecret()
+	m := &medpay.Merchant{
+		Kind: kind, Name: "测试" + kind + secret.RandomString(4, "0123456789"),
+		AppID: "wx" + secret.RandomString(16, "0123456789abcdef"), MchID: "19" + secret.RandomString(8, "0123456789"),
+		SecretHash: secret.Hash(s), APIKey: secret.APIKey(), Cities: cities, Level: level,
+		RefundIPs: []string{"127.0.0.1", "::1"}, CreatedAt: e.Clock.Now(),
+	}
+	if err := e.Store.CreateMerchant(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	return &Merchant{Merchant: m, Secret: s}
+}
+
+// Hospital onboards a level-3 hospital in 深圳 (440300) and the given extra cities.
+func (e *Env) Hospital(t testing.TB, extraCities ...string) *Merchant {
+	return e.NewMerchant(t, medpay.KindHospital, 3, append([]string{"440300"}, extraCities...)...)
+}
+
+// Token gets an independent-mode access token for m.
+func (e *Env) Token(t testing.TB, m *Merchant) string {
+	t.Helper()
+	resp, err := e.Client.Get(e.URL + "/cgi-bin/token?grant_type=client_credential&appid=" + m.AppID + "&secret=" + m.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+		ErrCode     int    `json:"errcode"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.AccessToken == "" {
+		t.Fatalf("token: %v %+v", err, body)
+	}
+	return body.AccessToken
+}
+
+// Post sends raw bytes to an open API path with the token and returns the HTTP response body.
+func (e *Env) Post(t testing.TB, path, token string, body []byte) (*http.Response, []byte) {
+	t.Helper()
+	u := e.URL + path
+	if token != "" {
+		u += "?access_token=" + url.QueryEscape(token)
+	}
+	resp, err := e.Client.Post(u, "text/xml", strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, data
+}
+
+// Call signs req with key (adding nonce_str unless present) and posts it; it decodes the answer
+// and, when return_code is SUCCESS, verifies the answer's signature.
+func (e *Env) Call(t testing.TB, path, token, key string, req *wire.Message) *wire.Message {
+	t.Helper()
+	if !req.Has("nonce_str") {
+		req.Set("nonce_str", wire.Nonce())
+	}
+	if err := wire.SignInPlace(req, key); err != nil {
+		t.Fatal(err)
+	}
+	_, data := e.Post(t, path, token, req.Bytes())
+	resp, err := wire.Decode(strings.NewReader(string(data)))
+	if err != nil {
+		t.Fatalf("answer is not XML: %v\n%s", err, data)
+	}
+	if resp.Get("return_code") == "SUCCESS" && !wire.Verify(resp, key) {
+		t.Fatalf("answer signature does not verify:\n%s", data)
+	}
+	return resp
+}
+
+// Msg builds a message from name, value pairs.
+func Msg(kv ...string) *wire.Message {
+	m := wire.NewMessage()
+	for i := 0; i+1 < len(kv); i += 2 {
+		m.Set(kv[i], kv[i+1])
+	}
+	return m
+}
+
+// OrderRequest is a valid unifiedorder body for m and payer openid; kv override or add fields
+// (an empty value removes the field).
+func OrderRequest(m *Merchant, openid string, kv ...string) *wire.Message {
+	req := Msg(
+		"appid", m.AppID, "mch_id", m.MchID, "openid", openid,
+		"order_type", "DiagPay", "hosp_out_trade_no", "H"+secret.RandomString(12, "0123456789"),
+		"hospital_name", m.Name, "body", "门诊缴费",
+		"total_fee", "10000", "cash_fee", "10000", "insurance_fee", "0", "allow_fee_change", "1", "pay_type", "1",
+		"spbill_create_ip", "10.1.2.3", "notify_url", "http://127.0.0.1:1/notify",
+		"city_id", "440300", "serial_no", "S1", "org_no", "H44030000001", "gmt_out_create", "20260302090000",
+	)
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			req.Del(kv[i])
+		} else {
+			req.Set(kv[i], kv[i+1])
+		}
+	}
+	return req
+}
+
+// Bind binds the sandbox person of city and scenario to (m.AppID, openid) and returns the person.
+func (e *Env) Bind(t testing.TB, m *Merchant, openid, city, scenario string) bureau.Person {
+	t.Helper()
+	p, ok := bureau.FindPerson(city, scenario)
+	if !ok {
+		t.Fatalf("no sandbox person %s/%s", city, scenario)
+	}
+	body := `{"appid":"` + m.AppID + `","openid":"` + openid + `","id_no":"` + p.IDNo + `"}`
+	resp, err := e.Client.Post(e.URL+"/sandbox/bindings", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		data, _ := io.ReadAll(resp.Body)
+		t.Fatalf("bind: %d %s", resp.StatusCode, data)
+	}
+	return p
+}
+
+// Confirm confirms an order through the sandbox API with pin and returns the JSON answer.
+func (e *Env) Confirm(t testing.TB, medTransID, pin string) (int, map[string]any) {
+	t.Helper()
+	resp, err := e.Client.Post(e.URL+"/sandbox/orders/"+medTransID+"/confirm", "application/json", strings.NewReader(`{"pin":"`+pin+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, out
+}

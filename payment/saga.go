@@ -1,0 +1,327 @@
+package payment
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/medpay/medpay"
+	"github.com/medpay/medpay/notify"
+	"github.com/medpay/medpay/sqlstore"
+	"github.com/medpay/medpay/wire"
+)
+
+// PINError tells the payer how a PIN attempt failed.
+type PINError struct {
+	Remaining    int       // attempts left before the block
+	BlockedUntil time.Time // set when the payer is blocked
+}
+
+func (e *PINError) Error() string {
+	if !e.BlockedUntil.IsZero() {
+		return "PIN blocked until " + e.BlockedUntil.Format(time.RFC3339)
+	}
+	return fmt.Sprintf("wrong PIN, %d attempts left", e.Remaining)
+}
+
+// PayerKey names the payer for the cash channel and the PIN lockout.
+func PayerKey(o *medpay.Order) string {
+	appid, openid := o.Payer()
+	return appid + "/" + openid
+}
+
+// Confirm is the payer's confirmation of an order with the PIN: the same path for the payment
+// page and the sandbox API. It runs the saga as far as it can go now and returns the order;
+// an order whose outcome is still unknown stays USERPAYING and Recover finishes it.
+func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.Order, error) {
+	o, err := s.Store.OrderByID(ctx, medTransID)
+	if errors.Is(err, medpay.ErrNotFound) {
+		return nil, medpay.Errorf(medpay.ErrOrderNotFound, "")
+	} else if err != nil {
+		return nil, err
+	}
+	if o, err = s.Refresh(ctx, o); err != nil {
+		return nil, err
+	}
+	if err := confirmable(o); err != nil || o.State != medpay.StateNotPay {
+		return o, err // already paid: the payer sees the result again
+	}
+	now := s.now()
+	payer := PayerKey(o)
+	if until, err := s.Store.PINBlockedUntil(ctx, payer, now); err != nil {
+		return nil, err
+	} else if !until.IsZero() {
+		return o, &PINError{BlockedUntil: until}
+	}
+	pinErr := s.Cash.VerifyPIN(ctx, payer, pin)
+	if pinErr != nil && !errors.Is(pinErr, medpay.ErrWrongPIN) {
+		return nil, pinErr
+	}
+	failures, until, err := s.Store.RecordPIN(ctx, payer, pinErr == nil, now)
+	if err != nil {
+		return nil, err
+	}
+	if pinErr != nil {
+		if !until.IsZero() {
+			return o, &PINError{BlockedUntil: until}
+		}
+		return o, &PINError{Remaining: sqlstore.MaxPINFailures - failures}
+	}
+
+	// Claim the order: of two racing confirmations only one moves it to USERPAYING.
+	paying := *o
+	paying.State, paying.StatusDesc = medpay.StateUserPaying, "支付中"
+	paying.Attempt++
+	if paying.CashStatus != medpay.LegNoPay {
+		paying.CashStatus = medpay.LegPaying
+	}
+	paying.Step = medpay.StepCharge
+	if paying.InsuranceFee > 0 {
+		paying.Step = medpay.StepSettle
+	}
+	if err := s.Store.UpdateOrder(ctx, &paying, sqlstore.OrderChange{}); errors.Is(err, medpay.ErrConflict) {
+		cur, err := s.Store.OrderByID(ctx, medTransID)
+		if err != nil {
+			return nil, err
+		}
+		return cur, confirmable(cur)
+	} else if err != nil {
+		return nil, err
+	}
+	return s.advance(ctx, &paying)
+}
+
+// confirmable says why an order cannot be confirmed now; a paid order is not an error.
+func confirmable(o *medpay.Order) error {
+	switch o.State {
+	case medpay.StateNotPay, medpay.StateSuccess, medpay.StateRefund:
+		return nil
+	case medpay.StateUserPaying, medpay.StateSysRefunding:
+		return medpay.Errorf(medpay.ErrOrderPaying, "")
+	default:
+		return medpay.Errorf(medpay.ErrOrderClosed, "order is %s", o.State)
+	}
+}
+
+// advance runs the saga from the order's recovery point until it is done or an outside party's
+// answer is needed later. A returned error leaves the order at a recovery point.
+func (s *Service) advance(ctx context.Context, o *medpay.Order) (*medpay.Order, error) {
+	for o.Step != medpay.StepDone && o.Step != medpay.StepNone {
+		var err error
+		switch o.Step {
+		case medpay.StepSettle:
+			err = s.settle(ctx, o)
+		case medpay.StepCharge:
+			err = s.charge(ctx, o)
+		case medpay.StepReverse:
+			err = s.reverse(ctx, o)
+		default:
+			return o, fmt.Errorf("order %s: unknown step %q", o.MedTransID, o.Step)
+		}
+		if errors.Is(err, medpay.ErrConflict) {
+			// Another process moved the order on; carry on from where it is now.
+			cur, rerr := s.Store.OrderByID(ctx, o.MedTransID)
+			if rerr != nil {
+				return o, rerr
+			}
+			o = cur
+			continue
+		}
+		if err != nil {
+			s.log().Warn("payment step deferred to recovery", "med_trans_id", o.MedTransID, "step", o.Step, "err", err)
+			return o, err
+		}
+	}
+	return o, nil
+}
+
+func (s *Service) settle(ctx context.Context, o *medpay.Order) error {
+	m, err := s.Store.MerchantByID(ctx, o.MerchantID)
+	if err != nil {
+		return err
+	}
+	serial := o.SettleSerial()
+	st, err := s.Bureau.Settle(ctx, s.settleRequest(o, m.Level, serial))
+	s.fault("settled")
+	var rejected *medpay.Error
+	switch {
+	case errors.As(err, &rejected):
+		next := *o
+		next.InsuranceStatus = medpay.LegClosed
+		return s.finish(ctx, o, &next, medpay.StatePayError, "医保结算失败: "+rejected.Message, nil)
+	case err != nil:
+		// The answer was lost: ask what happened before deciding.
+		st, err = s.Bureau.QuerySettlement(ctx, serial)
+		if err != nil {
+			// Settled or not, nobody can tell: undo it (冲正) so that nothing stays taken.
+			s.log().Warn("settlement outcome unknown, reversing", "med_trans_id", o.MedTransID, "err", err)
+			next := *o
+			next.Step, next.StatusDesc = medpay.StepReverse, "医保结算结果未知,正在冲正"
+			return s.save(ctx, o, &next, sqlstore.OrderChange{})
+		}
+	}
+	next := *o
+	if err := applySplit(&next, st); err != nil {
+		// The entitlements changed since pre-settlement and the hospital did not accept that.
+		next = *o
+		next.Step, next.StatusDesc = medpay.StepReverse, "医保结算金额与下单时不符: "+medpay.ErrorMessage(err)
+		return s.save(ctx, o, &next, sqlstore.OrderChange{})
+	}
+	next.InsuranceStatus = medpay.LegPayed
+	next.InsuranceOrderID = st.SetlID
+	if next.CashFee == 0 {
+		next.CashStatus = medpay.LegNoPay
+	}
+	transfers := settleTransfers(&next)
+	if next.CashFee > 0 {
+		next.Step = medpay.StepCharge
+		return s.save(ctx, o, &next, sqlstore.OrderChange{Transfers: transfers})
+	}
+	return s.finish(ctx, o, &next, medpay.StateSuccess, "支付成功", transfers)
+}
+
+func settleTransfers(o *medpay.Order) []medpay.Transfer {
+	var ts []medpay.Transfer
+	if o.HifpPay > 0 {
+		ts = append(ts, medpay.Transfer{From: medpay.BureauFundAccount(o.CityID), To: medpay.HospitalAccount(hospitalMchID(o)), Amount: o.HifpPay})
+	}
+	if o.AcctPay > 0 {
+		ts = append(ts, medpay.Transfer{From: medpay.PersonalAccount(o.PsnNo), To: medpay.HospitalAccount(hospitalMchID(o)), Amount: o.AcctPay})
+	}
+	return ts
+}
+
+// hospitalMchID is the merchant id of the hospital (sub_mch_id in provider mode).
+func hospitalMchID(o *medpay.Order) string {
+	if o.SubMchID != "" {
+		return o.SubMchID
+	}
+	return o.MchID
+}
+
+func reversed(ts []medpay.Transfer) []medpay.Transfer {
+	out := make([]medpay.Transfer, len(ts))
+	for i, t := range ts {
+		out[i] = t.Reverse()
+	}
+	return out
+}
+
+func (s *Service) charge(ctx context.Context, o *medpay.Order) error {
+	payer := PayerKey(o)
+	serial := o.ChargeSerial()
+	rc, err := s.Cash.Charge(ctx, serial, payer, o.CashFee)
+	s.fault("charged")
+	if errors.Is(err, medpay.ErrDeclined) {
+		next := *o
+		next.CashStatus = medpay.LegPayError
+		if o.InsuranceStatus == medpay.LegPayed {
+			// One leg succeeded and the other failed: undo the settled one.
+			next.State, next.Step, next.StatusDesc = medpay.StateSysRefunding, medpay.StepReverse, "现金支付失败,医保部分退回中"
+			return s.save(ctx, o, &next, sqlstore.OrderChange{})
+		}
+		return s.finish(ctx, o, &next, medpay.StatePayError, "现金支付失败", nil)
+	}
+	if err != nil {
+		if rc, err = s.Cash.QueryCharge(ctx, serial); err != nil {
+			// Not charged, or unknown: the charge is idempotent on its serial, so recovery retries it.
+			return fmt.Errorf("cash charge %s: %w", serial, err)
+		}
+	}
+	next := *o
+	next.CashStatus, next.CashOrderID = medpay.LegSuccess, rc.ID
+	t := medpay.Transfer{From: medpay.PayerWalletAccount(payer), To: medpay.HospitalAccount(hospitalMchID(o)), Amount: o.CashFee}
+	return s.finish(ctx, o, &next, medpay.StateSuccess, "支付成功", []medpay.Transfer{t})
+}
+
+func (s *Service) reverse(ctx context.Context, o *medpay.Order) error {
+	if err := s.Bureau.Reverse(ctx, o.SettleSerial()); err != nil {
+		return fmt.Errorf("bureau reverse %s: %w", o.SettleSerial(), err)
+	}
+	s.fault("reversed")
+	next := *o
+	if o.InsuranceStatus == medpay.LegPayed {
+		next.InsuranceStatus = medpay.LegRefund
+		return s.finish(ctx, o, &next, medpay.StateSysRefunded, "现金支付失败,医保部分已退回", reversed(settleTransfers(o)))
+	}
+	next.InsuranceStatus = medpay.LegClosed
+	if next.CashStatus != medpay.LegNoPay {
+		next.CashStatus = medpay.LegClosed
+	}
+	desc := o.StatusDesc
+	if desc == "" || desc == "支付中" || desc == "医保结算结果未知,正在冲正" {
+		desc = "医保结算超时,已冲正,未扣款"
+	}
+	return s.finish(ctx, o, &next, medpay.StatePayError, desc, nil)
+}
+
+// finish moves the order to a final state with its ledger transfers and its notification, in one
+// transaction.
+func (s *Service) finish(ctx context.Context, prev, next *medpay.Order, state medpay.TradeState, desc string, ts []medpay.Transfer) error {
+	now := s.now()
+	next.State, next.StatusDesc, next.Step = state, desc, medpay.StepDone
+	if state == medpay.StateSuccess {
+		next.TimeEnd = now
+	}
+	n, err := s.payNotification(ctx, next)
+	if err != nil {
+		return err
+	}
+	err = s.save(ctx, prev, next, sqlstore.OrderChange{
+		Transfers: ts,
+		Also:      func(tx *sql.Tx) error { return notify.Enqueue(ctx, tx, n, now) },
+	})
+	if err != nil {
+		return err
+	}
+	s.fault("finished")
+	if s.Notify != nil {
+		s.Notify()
+	}
+	return nil
+}
+
+// save writes next (a changed copy of o) with what the change causes, then makes it o.
+func (s *Service) save(ctx context.Context, o, next *medpay.Order, ch sqlstore.OrderChange) error {
+	if err := s.Store.UpdateOrder(ctx, next, ch); err != nil {
+		return err
+	}
+	*o = *next
+	return nil
+}
+
+// payNotification builds the signed PAY notification of an order in its final state.
+func (s *Service) payNotification(ctx context.Context, o *medpay.Order) (*notify.Notification, error) {
+	signer, err := s.Store.MerchantByMchID(ctx, o.MchID) // the provider's key in provider mode
+	if err != nil {
+		return nil, fmt.Errorf("notification signer %s: %w", o.MchID, err)
+	}
+	id := fmt.Sprintf("%s-%s", o.MedTransID, o.State)
+	m := wire.NewMessage()
+	SetEnvelope(m, o.AppID, o.MchID, o.SubAppID, o.SubMchID)
+	m.Set("notify_type", "PAY")
+	m.Set("notify_id", id)
+	SetOrderFields(m, o)
+	if err := wire.SignInPlace(m, signer.APIKey); err != nil {
+		return nil, err
+	}
+	return &notify.Notification{NotifyID: id, Kind: "PAY", MerchantID: o.MerchantID, OrderID: o.ID, URL: o.NotifyURL, Body: m.Bytes()}, nil
+}
+
+// RecoverOnce finishes or undoes up to limit orders left mid-saga whose last change is older
+// than before (use a time in the future at start-up to take them all).
+func (s *Service) RecoverOnce(ctx context.Context, before time.Time, limit int) (int, error) {
+	orders, err := s.Store.OrdersToRecover(ctx, before, limit)
+	if err != nil {
+		return 0, err
+	}
+	done := 0
+	for _, o := range orders {
+		if _, err := s.advance(ctx, o); err == nil {
+			done++
+		}
+	}
+	return done, nil
+}

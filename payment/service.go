@@ -1,0 +1,353 @@
+// Package payment places orders and runs the payment saga: pre-settlement with the bureau when an
+// order is placed, then on the payer's confirmation the bureau settlement and the cash charge,
+// undoing the settled leg when the other fails. Every step records a recovery point before the
+// outside call, and every transition is one transaction with its ledger transfers and its
+// notification, so a crash at any line leaves an order that Recover finishes or undoes.
+package payment
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/medpay/medpay"
+	"github.com/medpay/medpay/sqlstore"
+)
+
+// Service is the order and payment service.
+type Service struct {
+	Store  *sqlstore.Store
+	Bureau medpay.Bureau
+	Cash   medpay.CashChannel
+	Now    func() time.Time
+	Logger *slog.Logger
+	// Notify is called after a transition that queued a notification (wakes the worker).
+	Notify func()
+	// Fault, when set, is called at named points of the saga: after each outside call returns and
+	// before its outcome is recorded ("settled", "charged", "reversed"), and after a final state
+	// is committed ("finished"). The crash tests kill the process there.
+	Fault func(point string)
+}
+
+func (s *Service) fault(point string) {
+	if s.Fault != nil {
+		s.Fault(point)
+	}
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Service) log() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+// PlaceRequest is a validated unifiedorder request.
+type PlaceRequest struct {
+	Merchant   *medpay.Merchant // the hospital or pharmacy
+	ProviderID int64            // the service provider placing it, or 0
+	// Fields holds every business field as received (all but nonce_str, sign, sign_type).
+	Fields map[string]string
+
+	OrderType      string
+	HospOutTradeNo string
+	TotalFee       int64
+	CashFee        int64
+	InsuranceFee   int64
+	CashAddFee     int64
+	CashReducedFee int64
+	AllowFeeChange int
+	PayType        int
+	CityID         string
+	UserCardNo     string
+	UserName       string
+	TimeExpire     time.Time // zero: the default
+}
+
+// Fingerprint hashes the business fields: a repeated hosp_out_trade_no with the same fingerprint
+// is a retry, with another one a mistake (err 501).
+func Fingerprint(fields map[string]string) string {
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s=%s\n", k, strings.ReplaceAll(fields[k], "\n", "\\n"))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// checkAmounts applies the pay_type rules of wire-api.md §4.1.
+func checkAmounts(r *PlaceRequest) error {
+	switch r.PayType {
+	case medpay.PayCash:
+		if r.InsuranceFee != 0 || r.CashFee <= 0 {
+			return medpay.Errorf(medpay.ErrAmountInconsistent, "pay_type 1 requires insurance_fee 0 and cash_fee > 0")
+		}
+	case medpay.PayInsurance:
+		if r.CashFee != 0 || r.InsuranceFee <= 0 {
+			return medpay.Errorf(medpay.ErrAmountInconsistent, "pay_type 2 requires cash_fee 0 and insurance_fee > 0")
+		}
+	case medpay.PayCashInsurance:
+		if r.CashFee <= 0 {
+			return medpay.Errorf(medpay.ErrCashFeeZero, "")
+		}
+		if r.InsuranceFee <= 0 {
+			return medpay.Errorf(medpay.ErrAmountInconsistent, "pay_type 3 requires insurance_fee > 0")
+		}
+	}
+	if r.CashFee+r.InsuranceFee > r.TotalFee {
+		return medpay.Errorf(medpay.ErrAmountInconsistent, "cash_fee + insurance_fee exceeds total_fee")
+	}
+	if r.CashAddFee > r.CashFee {
+		return medpay.Errorf(medpay.ErrAmountInconsistent, "cash_add_fee exceeds cash_fee")
+	}
+	return nil
+}
+
+// existing answers a repeated hosp_out_trade_no.
+func existing(o *medpay.Order, fingerprint string, now time.Time) (*medpay.Order, error) {
+	if o.Fingerprint != fingerprint {
+		return nil, medpay.Errorf(medpay.ErrDuplicateTradeNo, "")
+	}
+	switch {
+	case o.State == medpay.StateSuccess || o.State == medpay.StateRefund:
+		return nil, medpay.Errorf(medpay.ErrOrderPaid, "")
+	case o.State == medpay.StateClosed || o.State == medpay.StatePayError || o.State == medpay.StateSysRefunded ||
+		o.State == medpay.StateSysRefunding || (o.State == medpay.StateNotPay && !now.Before(o.TimeExpire)):
+		return nil, medpay.Errorf(medpay.ErrOrderClosed, "")
+	}
+	return o, nil
+}
+
+// Place creates an order, or returns the one placed earlier with the same business fields.
+func (s *Service) Place(ctx context.Context, r *PlaceRequest) (*medpay.Order, error) {
+	now := s.now()
+	fp := Fingerprint(r.Fields)
+	if o, err := s.Store.OrderByTradeNo(ctx, r.Merchant.ID, r.HospOutTradeNo); err == nil {
+		return existing(o, fp, now)
+	} else if !errors.Is(err, medpay.ErrNotFound) {
+		return nil, err
+	}
+	if err := checkAmounts(r); err != nil {
+		return nil, err
+	}
+	if !r.Merchant.HasCity(r.CityID) {
+		return nil, medpay.Errorf(medpay.ErrNoPermission, "hospital is not enabled in city %s", r.CityID)
+	}
+	expire := now.Add(medpay.DefaultExpiry)
+	if !r.TimeExpire.IsZero() {
+		expire = r.TimeExpire
+	}
+	o := &medpay.Order{
+		MedTransID:      NewMedTransID(now),
+		MerchantID:      r.Merchant.ID,
+		ProviderID:      r.ProviderID,
+		OrderType:       r.OrderType,
+		HospOutTradeNo:  r.HospOutTradeNo,
+		TotalFee:        r.TotalFee,
+		CashFee:         r.CashFee,
+		InsuranceFee:    r.InsuranceFee,
+		PayType:         r.PayType,
+		CityID:          r.CityID,
+		Fields:          r.Fields,
+		Fingerprint:     fp,
+		TimeExpire:      expire,
+		State:           medpay.StateNotPay,
+		CashStatus:      medpay.LegNotPay,
+		InsuranceStatus: medpay.LegNotPay,
+		StatusDesc:      "未支付",
+		CreatedAt:       now,
+	}
+	o.LoadFields()
+	if r.PayType != medpay.PayCash {
+		if err := s.preSettle(ctx, r, o); err != nil {
+			return nil, err
+		}
+	}
+	setLegs(o)
+	err := s.Store.CreateOrder(ctx, o)
+	if errors.Is(err, medpay.ErrConflict) { // a racing request with the same number won
+		prev, err := s.Store.OrderByTradeNo(ctx, r.Merchant.ID, r.HospOutTradeNo)
+		if err != nil {
+			return nil, err
+		}
+		return existing(prev, fp, now)
+	}
+	return o, err
+}
+
+// setLegs sets the leg statuses of an unpaid order from its split.
+func setLegs(o *medpay.Order) {
+	o.CashStatus, o.InsuranceStatus = medpay.LegNotPay, medpay.LegNotPay
+	if o.CashFee == 0 {
+		o.CashStatus = medpay.LegNoPay
+	}
+	if o.InsuranceFee == 0 {
+		o.InsuranceStatus = medpay.LegNoPay
+	}
+}
+
+// preSettle asks the bureau for the split and applies the allow_fee_change rule (wire-api.md §4.1).
+func (s *Service) preSettle(ctx context.Context, r *PlaceRequest, o *medpay.Order) error {
+	appid, openid := o.Payer()
+	b, err := s.Store.BindingFor(ctx, appid, openid)
+	if errors.Is(err, medpay.ErrNotFound) {
+		return medpay.Errorf(medpay.ErrNoCard, "")
+	} else if err != nil {
+		return err
+	}
+	if (r.UserCardNo != "" && !strings.EqualFold(r.UserCardNo, b.IDNo)) || (r.UserName != "" && r.UserName != b.Name) {
+		return medpay.Errorf(medpay.ErrIdentityMismatch, "")
+	}
+	if b.CityID != r.CityID {
+		return medpay.Errorf(medpay.ErrIdentityMismatch, "the bound card belongs to city %s, not %s", b.CityID, r.CityID)
+	}
+	o.PsnNo, o.CardNo = b.PsnNo, b.CardNo
+	st, err := s.Bureau.PreSettle(ctx, s.settleRequest(o, r.Merchant.Level, ""))
+	if err != nil {
+		return bureauError(err)
+	}
+	return applySplit(o, st)
+}
+
+func (s *Service) settleRequest(o *medpay.Order, level int, serial string) medpay.SettleRequest {
+	return medpay.SettleRequest{
+		Serial:         serial,
+		PsnNo:          o.PsnNo,
+		CityID:         o.CityID,
+		HospLevel:      level,
+		OrderType:      o.OrderType,
+		OrgNo:          o.OrgNo,
+		RequestContent: o.RequestContent,
+		DefaultFee:     o.RequestedInsurance() + o.RequestedCash(),
+	}
+}
+
+// applySplit sets the order's figures from a bureau split, or fails with 507 when they differ
+// from the hospital's expectation and allow_fee_change is 0.
+func applySplit(o *medpay.Order, st *medpay.Settlement) error {
+	if st.HifpPay+st.AcctPay+st.PsnCashPay != st.MedfeeSumamt {
+		return fmt.Errorf("bureau split does not add up: %+v", st)
+	}
+	insurance := st.Insurance()
+	cash := st.PsnCashPay + o.CashAddFee - o.CashReducedFee
+	if cash < 0 {
+		cash = 0
+	}
+	if insurance != o.RequestedInsurance() || cash != o.RequestedCash() {
+		if o.AllowFeeChange == 0 {
+			return medpay.Errorf(medpay.ErrFeeChanged, "bureau split: insurance_fee %d, cash_fee %d; expected %d, %d",
+				insurance, cash, o.RequestedInsurance(), o.RequestedCash())
+		}
+	}
+	if cash+insurance > o.TotalFee+o.CashAddFee {
+		return medpay.Errorf(medpay.ErrAmountInconsistent, "bureau split %d exceeds total_fee %d", cash+insurance, o.TotalFee)
+	}
+	if insurance == 0 {
+		return medpay.Errorf(medpay.ErrBureauRejected, "the bureau pays nothing of this bill")
+	}
+	o.InsuranceFee, o.CashFee, o.HifpPay, o.AcctPay = insurance, cash, st.HifpPay, st.AcctPay
+	o.ResponseContent = st.ResponseContent
+	if cash > 0 {
+		o.PayType = medpay.PayCashInsurance
+	} else {
+		o.PayType = medpay.PayInsurance
+	}
+	return nil
+}
+
+// bureauError turns a bureau failure at pre-settlement into the API's answer.
+func bureauError(err error) error {
+	var e *medpay.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return fmt.Errorf("bureau pre-settlement: %w", err) // 599: the hospital retries
+}
+
+// Close closes a NOTPAY order (wire-api.md §4.3).
+func (s *Service) Close(ctx context.Context, o *medpay.Order) (*medpay.Order, error) {
+	for {
+		switch o.State {
+		case medpay.StateClosed:
+			return o, nil
+		case medpay.StateNotPay:
+		case medpay.StateUserPaying:
+			return nil, medpay.Errorf(medpay.ErrOrderPaying, "")
+		case medpay.StateSuccess, medpay.StateRefund:
+			return nil, medpay.Errorf(medpay.ErrOrderPaid, "")
+		default:
+			return nil, medpay.Errorf(medpay.ErrOrderClosed, "order is %s", o.State)
+		}
+		closed := *o
+		closeOrder(&closed, "已关闭")
+		err := s.Store.UpdateOrder(ctx, &closed, sqlstore.OrderChange{})
+		if err == nil {
+			return &closed, nil
+		}
+		if !errors.Is(err, medpay.ErrConflict) {
+			return nil, err
+		}
+		if o, err = s.Store.OrderByID(ctx, o.MedTransID); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func closeOrder(o *medpay.Order, desc string) {
+	o.State, o.StatusDesc, o.Step = medpay.StateClosed, desc, medpay.StepDone
+	if o.CashStatus != medpay.LegNoPay {
+		o.CashStatus = medpay.LegClosed
+	}
+	if o.InsuranceStatus != medpay.LegNoPay {
+		o.InsuranceStatus = medpay.LegClosed
+	}
+}
+
+// Refresh returns o with an expired NOTPAY order closed (orders expire lazily on read and in
+// the periodic sweep).
+func (s *Service) Refresh(ctx context.Context, o *medpay.Order) (*medpay.Order, error) {
+	if o.State != medpay.StateNotPay || s.now().Before(o.TimeExpire) {
+		return o, nil
+	}
+	closed := *o
+	closeOrder(&closed, "订单已过期")
+	err := s.Store.UpdateOrder(ctx, &closed, sqlstore.OrderChange{})
+	if errors.Is(err, medpay.ErrConflict) {
+		return s.Store.OrderByID(ctx, o.MedTransID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &closed, nil
+}
+
+// ExpireOnce closes up to limit expired NOTPAY orders.
+func (s *Service) ExpireOnce(ctx context.Context, limit int) (int, error) {
+	orders, err := s.Store.OrdersExpired(ctx, s.now(), limit)
+	if err != nil {
+		return 0, err
+	}
+	for _, o := range orders {
+		if _, err := s.Refresh(ctx, o); err != nil {
+			return 0, err
+		}
+	}
+	return len(orders), nil
+}
