@@ -22,6 +22,9 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/payinsurance/queryorder", s.api("queryorder", s.queryOrder, apiOpts{}))
 	mux.Handle("/payinsurance/orderquery", s.api("queryorder", s.queryOrder, apiOpts{}))
 	mux.Handle("/payinsurance/closeorder", s.api("closeorder", s.closeOrder, apiOpts{}))
+	mux.Handle("/payinsurance/refund", s.api("refund", s.refund, apiOpts{}))
+	mux.Handle("/payinsurance/queryrefund", s.api("queryrefund", s.queryRefund, apiOpts{}))
+	mux.Handle("/payinsurance/refundquery", s.api("queryrefund", s.queryRefund, apiOpts{}))
 
 	// Payer pages (sandbox.md §2), protected against cross-origin form posts.
 	pages := http.NewServeMux()

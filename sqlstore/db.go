@@ -207,6 +207,15 @@ func (db *DB) ForUpdate() string {
 	return ""
 }
 
+// LockRow is the suffix of a SELECT that locks the rows it reads until the transaction ends:
+// FOR UPDATE on PostgreSQL; nothing on SQLite, whose single writer already excludes others.
+func (db *DB) LockRow() string {
+	if db.dialect == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
 // ms converts a time to the stored form: Unix milliseconds (portable across engines).
 func ms(t time.Time) int64 {
 	if t.IsZero() {

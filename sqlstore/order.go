@@ -95,6 +95,11 @@ func (s *Store) OrderByID(ctx context.Context, id string) (*medpay.Order, error)
 	return s.orderWhere(ctx, s.db.sql, `med_trans_id = $1`, id)
 }
 
+// OrderByRowID returns the order with the internal id.
+func (s *Store) OrderByRowID(ctx context.Context, id int64) (*medpay.Order, error) {
+	return s.orderWhere(ctx, s.db.sql, `id = $1`, id)
+}
+
 // OrdersToRecover lists orders left in the middle of a saga whose last change is older than
 // before (all of them when before is far in the future), oldest first, at most limit.
 func (s *Store) OrdersToRecover(ctx context.Context, before time.Time, limit int) ([]*medpay.Order, error) {

@@ -336,3 +336,119 @@ func TestKillMidPayment(t *testing.T) {
 		_ = person
 	}
 }
+
+// TestKillMidRefund kills the process at each point of the refund saga, restarts it, and checks
+// that the refund ends SUCCESS having paid out exactly once, with its notification delivered.
+func TestKillMidRefund(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	points := []string{"bureau_refunded", "cash_refunded", "refund_finished"}
+	dir := t.TempDir()
+	db := filepath.Join(dir, "medpay.db")
+	c := onboard(t, db)
+
+	var mu sync.Mutex
+	notified := map[string]int{}
+	hospital := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m, err := wire.Decode(r.Body)
+		if err == nil && wire.Verify(m, c.APIKey) && m.Get("notify_type") == "REFUND" {
+			mu.Lock()
+			notified[m.Get("hosp_out_refund_no")]++
+			mu.Unlock()
+		}
+		w.Write([]byte("<xml><return_code>SUCCESS</return_code><return_msg>OK</return_msg></xml>"))
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go hospital.Serve(ln)
+	t.Cleanup(func() { hospital.Close() })
+	notifyURL := "http://" + ln.Addr().String() + "/notify"
+
+	addr := freeAddr(t)
+	ids := make([]string, len(points))
+	for i, point := range points {
+		p := serve(t, db, addr)
+		tok := token(t, p.url, c)
+		ids[i] = placeOrder(t, p.url, tok, c, fmt.Sprintf("refund-%d", i), "refund_unknown", notifyURL)
+		resp, err := postJSON(p.url, "/sandbox/orders/"+ids[i]+"/confirm", `{"pin":"123456"}`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		p.stop(t)
+
+		p = serve(t, db, addr, "MEDPAY_FAULT="+point)
+		tok = token(t, p.url, c)
+		m := wire.NewMessage()
+		for _, kv := range [][2]string{{"appid", c.AppID}, {"mch_id", c.MchID}, {"med_trans_id", ids[i]},
+			{"hosp_out_refund_no", "RF-" + point}, {"nonce_str", wire.Nonce()}} {
+			m.Set(kv[0], kv[1])
+		}
+		wire.SignInPlace(m, c.APIKey)
+		if resp, err := http.Post(p.url+"/payinsurance/refund?access_token="+url.QueryEscape(tok), "text/xml", strings.NewReader(string(m.Bytes()))); err == nil {
+			resp.Body.Close()
+			t.Fatalf("%s: the refund was answered; the process should have died", point)
+		}
+		p.waitKilled(t)
+
+		p = serve(t, db, addr)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			mu.Lock()
+			n := notified["RF-"+point]
+			mu.Unlock()
+			if n > 0 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		p.stop(t)
+	}
+
+	ctx := context.Background()
+	sdb, err := sqlstore.Open(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdb.Close()
+	key, _ := secret.LoadOrCreateKeyFile(db + ".key")
+	box, _ := secret.NewBox(key)
+	store := sqlstore.NewStore(sdb, box)
+	wallet := cash.New(sdb, nil)
+	if total, _ := store.LedgerTotal(ctx); total != 0 {
+		t.Fatalf("ledger total %d", total)
+	}
+	for i, point := range points {
+		o, _ := store.OrderByID(ctx, ids[i])
+		refunds, err := store.RefundsOfOrder(ctx, o.ID)
+		if err != nil || len(refunds) != 1 {
+			t.Fatalf("%s: refunds %v %v", point, refunds, err)
+		}
+		r := refunds[0]
+		if r.State != medpay.RefundSuccess || o.State != medpay.StateRefund {
+			t.Errorf("%s: refund %s, order %s", point, r.State, o.State)
+		}
+		payer := c.AppID + "/" + o.OpenID
+		if bal, _ := wallet.Balance(ctx, payer); bal != 1_000_000 {
+			t.Errorf("%s: wallet %d after a whole refund, want 1000000", point, bal)
+		}
+		moves, _ := store.OrderLedger(ctx, o.ID)
+		if len(moves) != 0 {
+			t.Errorf("%s: net ledger after a whole refund %v", point, moves)
+		}
+		var n int
+		sdb.SQL().QueryRow(`SELECT COUNT(*) FROM bureau_refunds WHERE serial = $1`, r.BureauSerial()).Scan(&n)
+		if n != 1 {
+			t.Errorf("%s: bureau refunds %d", point, n)
+		}
+		mu.Lock()
+		if notified["RF-"+point] == 0 {
+			t.Errorf("%s: no REFUND notification arrived", point)
+		}
+		mu.Unlock()
+	}
+}

@@ -121,6 +121,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	} else if n > 0 {
 		logger.Info("recovered orders at start", "count", n)
 	}
+	if n, err := pay.RecoverRefunds(ctx, now().Add(time.Hour), 1000); err != nil {
+		logger.Error("refund recovery at start", "err", err)
+	} else if n > 0 {
+		logger.Info("recovered refunds at start", "count", n)
+	}
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -191,6 +196,11 @@ func recoverLoop(ctx context.Context, pay *payment.Service, logger *slog.Logger)
 		logger.Error("recovery", "err", err)
 	} else if n > 0 {
 		logger.Info("recovered orders", "count", n)
+	}
+	if n, err := pay.RecoverRefunds(ctx, time.Now().Add(-recoverAfter), 100); err != nil {
+		logger.Error("refund recovery", "err", err)
+	} else if n > 0 {
+		logger.Info("recovered refunds", "count", n)
 	}
 }
 

@@ -1,0 +1,187 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/medpay/medpay"
+)
+
+const refundColumns = `id, med_refund_id, order_id, merchant_id, hosp_out_refund_no, fingerprint, fields, part_refund_type,
+	cash_refund_fee, insurance_refund_fee, hifp_refund, acct_refund, state, cash_status, insurance_status, status_desc,
+	step, bureau_refund_id, cash_refund_id, success_time, created_at, updated_at, version`
+
+func scanRefund(row scanner) (*medpay.Refund, error) {
+	var r medpay.Refund
+	var fields string
+	var success, created, updated int64
+	err := row.Scan(&r.ID, &r.MedRefundID, &r.OrderID, &r.MerchantID, &r.HospOutRefund, &r.Fingerprint, &fields,
+		&r.PartRefundType, &r.CashRefundFee, &r.InsuranceRefundFee, &r.HifpRefund, &r.AcctRefund, &r.State,
+		&r.CashStatus, &r.InsuranceStatus, &r.StatusDesc, &r.Step, &r.BureauRefundID, &r.CashRefundID,
+		&success, &created, &updated, &r.Version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, medpay.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(fields), &r.Fields); err != nil {
+		return nil, fmt.Errorf("refund %s fields: %w", r.MedRefundID, err)
+	}
+	r.SuccessTime, r.CreatedAt, r.UpdatedAt = fromMS(success), fromMS(created), fromMS(updated)
+	return &r, nil
+}
+
+func (s *Store) refundList(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, where string, args ...any) ([]*medpay.Refund, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+refundColumns+` FROM refunds WHERE `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*medpay.Refund
+	for rows.Next() {
+		r, err := scanRefund(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// CreateRefund claims a refund of order orderID: inside one transaction that holds the order's row
+// it reads the order and its earlier refunds, lets build decide the new refund's amounts (build
+// must not have other effects: the transaction may be retried), and inserts it. Two racing
+// refunds of one order are therefore decided one after the other and never exceed what was paid.
+// A taken (merchant, hosp_out_refund_no) gives medpay.ErrConflict.
+func (s *Store) CreateRefund(ctx context.Context, orderID int64, build func(o *medpay.Order, prior []*medpay.Refund) (*medpay.Refund, error)) (*medpay.Refund, error) {
+	var out *medpay.Refund
+	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		o, err := scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1`+s.db.LockRow(), orderID))
+		if err != nil {
+			return err
+		}
+		prior, err := s.refundList(ctx, tx, `order_id = $1 ORDER BY id`, orderID)
+		if err != nil {
+			return err
+		}
+		r, err := build(o, prior)
+		if err != nil {
+			return err
+		}
+		if err := r.Check(); err != nil {
+			return err
+		}
+		fields, err := json.Marshal(r.Fields)
+		if err != nil {
+			return err
+		}
+		now := s.Now()
+		err = tx.QueryRowContext(ctx, `INSERT INTO refunds (med_refund_id, order_id, merchant_id, hosp_out_refund_no,
+			fingerprint, fields, part_refund_type, cash_refund_fee, insurance_refund_fee, state, cash_status,
+			insurance_status, status_desc, step, created_at, updated_at, version)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, 1) RETURNING id`,
+			r.MedRefundID, orderID, r.MerchantID, r.HospOutRefund, r.Fingerprint, string(fields), r.PartRefundType,
+			r.CashRefundFee, r.InsuranceRefundFee, r.State, r.CashStatus, r.InsuranceStatus, r.StatusDesc, r.Step, ms(now),
+		).Scan(&r.ID)
+		if isUniqueViolation(err) {
+			return medpay.ErrConflict
+		}
+		if err != nil {
+			return err
+		}
+		r.OrderID, r.Version, r.CreatedAt, r.UpdatedAt = orderID, 1, now, now
+		out = r
+		return nil
+	})
+	return out, err
+}
+
+// RefundByNo returns merchant's refund by hosp_out_refund_no.
+func (s *Store) RefundByNo(ctx context.Context, merchantID int64, no string) (*medpay.Refund, error) {
+	return scanRefund(s.db.sql.QueryRowContext(ctx, `SELECT `+refundColumns+` FROM refunds WHERE merchant_id = $1 AND hosp_out_refund_no = $2`, merchantID, no))
+}
+
+// RefundByMedRefundID returns merchant's refund by med_refund_id.
+func (s *Store) RefundByMedRefundID(ctx context.Context, merchantID int64, id string) (*medpay.Refund, error) {
+	return scanRefund(s.db.sql.QueryRowContext(ctx, `SELECT `+refundColumns+` FROM refunds WHERE merchant_id = $1 AND med_refund_id = $2`, merchantID, id))
+}
+
+// RefundByID returns the refund with med_refund_id whatever its merchant.
+func (s *Store) RefundByID(ctx context.Context, id string) (*medpay.Refund, error) {
+	return scanRefund(s.db.sql.QueryRowContext(ctx, `SELECT `+refundColumns+` FROM refunds WHERE med_refund_id = $1`, id))
+}
+
+// RefundsOfOrder lists an order's refunds, oldest first.
+func (s *Store) RefundsOfOrder(ctx context.Context, orderID int64) ([]*medpay.Refund, error) {
+	return s.refundList(ctx, s.db.sql, `order_id = $1 ORDER BY id`, orderID)
+}
+
+// RefundsToRecover lists refunds left mid-saga whose last change is older than before.
+func (s *Store) RefundsToRecover(ctx context.Context, before time.Time, limit int) ([]*medpay.Refund, error) {
+	return s.refundList(ctx, s.db.sql, `state = 'PROCESSING' AND step IN ('bureau', 'cash') AND updated_at < $1 ORDER BY updated_at LIMIT $2`, ms(before), limit)
+}
+
+// RefundChange is one transition of a refund and what it causes, committed together.
+type RefundChange struct {
+	Transfers []medpay.Transfer
+	// Order, when set, is written too (unconditionally: refunds of one order may finish in any
+	// order, and each only moves the order further into REFUND).
+	Order *medpay.Order
+	Also  func(tx *sql.Tx) error
+}
+
+// UpdateRefund writes r if the row still has r.Version, with ch's effects, in one transaction.
+func (s *Store) UpdateRefund(ctx context.Context, r *medpay.Refund, ch RefundChange) error {
+	if err := r.Check(); err != nil {
+		return err
+	}
+	for _, t := range ch.Transfers {
+		if err := t.Check(); err != nil {
+			return err
+		}
+	}
+	now := s.Now()
+	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE refunds SET hifp_refund = $1, acct_refund = $2, state = $3, cash_status = $4,
+			insurance_status = $5, status_desc = $6, step = $7, bureau_refund_id = $8, cash_refund_id = $9,
+			success_time = $10, updated_at = $11, version = version + 1 WHERE id = $12 AND version = $13`,
+			r.HifpRefund, r.AcctRefund, r.State, r.CashStatus, r.InsuranceStatus, r.StatusDesc, r.Step, r.BureauRefundID,
+			r.CashRefundID, ms(r.SuccessTime), ms(now), r.ID, r.Version)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != 1 {
+			return medpay.ErrConflict
+		}
+		for i, t := range ch.Transfers {
+			if err := insertTransfer(ctx, tx, fmt.Sprintf("%s-%d-%d", r.MedRefundID, r.Version, i), r.OrderID, r.ID, t, now); err != nil {
+				return err
+			}
+		}
+		if o := ch.Order; o != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = $1, cash_status = $2, insurance_status = $3,
+				status_desc = $4, updated_at = $5, version = version + 1 WHERE id = $6`,
+				string(o.State), o.CashStatus, o.InsuranceStatus, o.StatusDesc, ms(now), o.ID); err != nil {
+				return err
+			}
+		}
+		if ch.Also != nil {
+			return ch.Also(tx)
+		}
+		return nil
+	})
+	if err == nil {
+		r.Version++
+		r.UpdatedAt = now
+	}
+	return err
+}
