@@ -71,6 +71,8 @@ type Options struct {
 	Sandbox *bool  // default true
 	// Config overrides the server config (BaseURL is always the test server's).
 	Config medpayhttp.Config
+	// Log receives the platform's JSON logs (discarded by default; shown with -v).
+	Log io.Writer
 }
 
 // New starts a platform for t, stopped at cleanup.
@@ -93,7 +95,9 @@ func New(t testing.TB, opts Options) *Env {
 	}
 	e.Cash = cash.New(db, clock.Now)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
+	if opts.Log != nil {
+		logger = slog.New(slog.NewJSONHandler(opts.Log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	} else if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	e.Worker = notify.NewWorker(db, &http.Client{}, notify.Options{Now: clock.Now, Logger: logger, AllowPrivate: true, Timeout: 2 * time.Second})
