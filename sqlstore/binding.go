@@ -52,10 +52,16 @@ const (
 func (s *Store) PINBlockedUntil(ctx context.Context, payer string, now time.Time) (time.Time, error) {
 	var until int64
 	err := s.db.sql.QueryRowContext(ctx, `SELECT blocked_until FROM pin_failures WHERE payer = $1`, payer).Scan(&until)
-	if errors.Is(err, sql.ErrNoRows) || until <= ms(now) {
+	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, nil
 	}
-	return fromMS(until), err
+	if err != nil {
+		return time.Time{}, err
+	}
+	if until <= ms(now) {
+		return time.Time{}, nil
+	}
+	return fromMS(until), nil
 }
 
 // RecordPIN records a PIN attempt: a success clears the count; the MaxPINFailures-th failure in a
@@ -73,6 +79,9 @@ func (s *Store) RecordPIN(ctx context.Context, payer string, ok bool, now time.T
 			RETURNING failures, blocked_until`, payer, ms(now)).Scan(&failures, &until)
 		if err != nil {
 			return err
+		}
+		if until <= ms(now) {
+			until = 0 // a block already served is not reported
 		}
 		if failures >= MaxPINFailures {
 			until = ms(now.Add(PINBlock))

@@ -58,13 +58,17 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.dialect = Postgres
 		db.sql, err = sql.Open("pgx", dsn)
 		if err == nil {
+			// Keep as many idle connections as open ones: otherwise concurrency above the default
+			// of 2 idle keeps opening new connections.
 			db.sql.SetMaxOpenConns(20)
+			db.sql.SetMaxIdleConns(20)
 		}
 	} else {
 		db.dialect = SQLite
 		db.sql, err = sql.Open("sqlite", sqliteDSN(dsn))
 		if err == nil {
 			db.sql.SetMaxOpenConns(8)
+			db.sql.SetMaxIdleConns(8)
 		}
 	}
 	if err != nil {

@@ -31,13 +31,13 @@ func (s *Store) CreateOrder(ctx context.Context, o *medpay.Order) error {
 		err := tx.QueryRowContext(ctx, `INSERT INTO orders (med_trans_id, merchant_id, provider_id, hosp_out_trade_no,
 			fingerprint, fields, order_type, pay_type, total_fee, cash_fee, insurance_fee, hifp_pay, acct_pay, city_id,
 			state, cash_status, insurance_status, status_desc, psn_no, card_no, response_content, step, attempt,
-			time_expire, created_at, updated_at, version)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $25, 1)
+			time_expire, created_at, updated_at, version, insurance_order_id, cash_order_id, time_end)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $25, 1, $26, $27, $28)
 			RETURNING id`,
 			o.MedTransID, o.MerchantID, o.ProviderID, o.HospOutTradeNo, o.Fingerprint, string(fields), o.OrderType,
 			o.PayType, o.TotalFee, o.CashFee, o.InsuranceFee, o.HifpPay, o.AcctPay, o.CityID, string(o.State),
 			o.CashStatus, o.InsuranceStatus, o.StatusDesc, o.PsnNo, o.CardNo, o.ResponseContent, o.Step, o.Attempt,
-			ms(o.TimeExpire), ms(o.CreatedAt)).Scan(&o.ID)
+			ms(o.TimeExpire), ms(o.CreatedAt), o.InsuranceOrderID, o.CashOrderID, ms(o.TimeEnd)).Scan(&o.ID)
 		if isUniqueViolation(err) {
 			return medpay.ErrConflict
 		}
