@@ -146,10 +146,12 @@ type creds struct {
 	APIKey string `json:"api_key"`
 }
 
-func onboard(t *testing.T, db string) creds {
+func onboard(t *testing.T, db string, env ...string) creds {
 	t.Helper()
-	out, err := exec.Command(binary(t), "merchant", "create", "--db", db, "--name", "深圳市人民医院",
-		"--city", "440300", "--level", "3", "--refund-ip", "127.0.0.1", "--json").Output()
+	cmd := exec.Command(binary(t), "merchant", "create", "--db", db, "--name", "深圳市人民医院",
+		"--city", "440300", "--level", "3", "--refund-ip", "127.0.0.1", "--json")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("merchant create: %v", err)
 	}
