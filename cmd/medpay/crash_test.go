@@ -139,6 +139,31 @@ func (p *proc) stop(t *testing.T) {
 	}
 }
 
+// hospitalReceiver is a hospital's notify_url: it verifies each notification with key, passes it
+// to accept, and acknowledges it when accept returns true. It returns the URL.
+func hospitalReceiver(t *testing.T, key string, accept func(m *wire.Message) bool) string {
+	t.Helper()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m, err := wire.Decode(r.Body)
+		if err != nil || !wire.Verify(m, key) {
+			http.Error(w, "bad notification", http.StatusBadRequest)
+			return
+		}
+		if !accept(m) {
+			http.Error(w, "not now", http.StatusInternalServerError)
+			return
+		}
+		w.Write([]byte("<xml><return_code>SUCCESS</return_code><return_msg>OK</return_msg></xml>"))
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String() + "/notify"
+}
+
 type creds struct {
 	AppID  string `json:"appid"`
 	Secret string `json:"secret"`
@@ -238,22 +263,12 @@ func TestKillMidPayment(t *testing.T) {
 	// A hospital that acknowledges every notification.
 	var mu sync.Mutex
 	notified := map[string]int{}
-	hospital := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m, err := wire.Decode(r.Body)
-		if err == nil && wire.Verify(m, c.APIKey) {
-			mu.Lock()
-			notified[m.Get("med_trans_id")+"/"+m.Get("med_trade_state")]++
-			mu.Unlock()
-		}
-		w.Write([]byte("<xml><return_code>SUCCESS</return_code><return_msg>OK</return_msg></xml>"))
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go hospital.Serve(ln)
-	t.Cleanup(func() { hospital.Close() })
-	notifyURL := "http://" + ln.Addr().String() + "/notify"
+	notifyURL := hospitalReceiver(t, c.APIKey, func(m *wire.Message) bool {
+		mu.Lock()
+		notified[m.Get("med_trans_id")+"/"+m.Get("med_trade_state")]++
+		mu.Unlock()
+		return true
+	})
 
 	addr := freeAddr(t)
 	ids := make([]string, len(cases))
@@ -353,22 +368,14 @@ func TestKillMidRefund(t *testing.T) {
 
 	var mu sync.Mutex
 	notified := map[string]int{}
-	hospital := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m, err := wire.Decode(r.Body)
-		if err == nil && wire.Verify(m, c.APIKey) && m.Get("notify_type") == "REFUND" {
+	notifyURL := hospitalReceiver(t, c.APIKey, func(m *wire.Message) bool {
+		if m.Get("notify_type") == "REFUND" {
 			mu.Lock()
 			notified[m.Get("hosp_out_refund_no")]++
 			mu.Unlock()
 		}
-		w.Write([]byte("<xml><return_code>SUCCESS</return_code><return_msg>OK</return_msg></xml>"))
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go hospital.Serve(ln)
-	t.Cleanup(func() { hospital.Close() })
-	notifyURL := "http://" + ln.Addr().String() + "/notify"
+		return true
+	})
 
 	addr := freeAddr(t)
 	ids := make([]string, len(points))

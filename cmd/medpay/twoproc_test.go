@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"sync"
 	"testing"
@@ -34,28 +32,15 @@ func TestTwoProcessesShareNotifications(t *testing.T) {
 	var mu sync.Mutex
 	delivered := map[string]int{}
 	start := time.Now()
-	hospital := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m, err := wire.Decode(r.Body)
-		if err != nil || !wire.Verify(m, c.APIKey) {
-			http.Error(w, "bad", 400)
-			return
-		}
+	notifyURL := hospitalReceiver(t, c.APIKey, func(m *wire.Message) bool {
 		if time.Since(start) < 5*time.Second {
-			http.Error(w, "not yet", http.StatusInternalServerError)
-			return
+			return false
 		}
 		mu.Lock()
 		delivered[m.Get("notify_id")]++
 		mu.Unlock()
-		w.Write([]byte("<xml><return_code>SUCCESS</return_code><return_msg>OK</return_msg></xml>"))
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go hospital.Serve(ln)
-	t.Cleanup(func() { hospital.Close() })
-	notifyURL := "http://" + ln.Addr().String() + "/notify"
+		return true
+	})
 
 	a := serve(t, dsn, freeAddr(t), env...)
 	b := serve(t, dsn, freeAddr(t), env...)
