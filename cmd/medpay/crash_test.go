@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -128,7 +129,7 @@ func (p *proc) waitKilled(t *testing.T) {
 // stop ends the process with SIGTERM (graceful shutdown) and waits.
 func (p *proc) stop(t *testing.T) {
 	t.Helper()
-	p.cmd.Process.Signal(os.Interrupt)
+	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
 		if p.err != nil {
@@ -460,4 +461,26 @@ func TestKillMidRefund(t *testing.T) {
 		}
 		mu.Unlock()
 	}
+}
+
+// TestMerchantCreateWhileServing onboards hospitals through the command while the server runs on
+// the same SQLite file, and uses them at once.
+func TestMerchantCreateWhileServing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "medpay.db")
+	p := serve(t, db, freeAddr(t))
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Go(func() {
+			c := onboard(t, db)
+			if tok := token(t, p.url, c); tok == "" {
+				t.Errorf("no token for a hospital onboarded while serving")
+			}
+		})
+	}
+	wg.Wait()
+	p.stop(t)
 }
