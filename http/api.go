@@ -36,6 +36,8 @@ type call struct {
 	hospital *medpay.Merchant // the hospital or pharmacy acted for
 	provider *medpay.Merchant // the service provider, nil in independent mode
 	remoteIP string
+	raw      []byte // a success answer that is not XML
+	rawType  string
 }
 
 // openid returns the payer field of the mode: openid, or sub_openid in provider mode.
@@ -84,6 +86,22 @@ func (s *Server) api(name string, fn apiFunc, opts apiOpts) http.HandlerFunc {
 		}
 		s.logger.Info("api", attrs...)
 	}
+}
+
+// rawFunc handles an authenticated call whose success is not XML (billdownload).
+type rawFunc func(ctx context.Context, c *call) (body []byte, contentType string, err error)
+
+// apiRaw is api for an endpoint that answers success with a raw body and failure with the
+// usual envelope.
+func (s *Server) apiRaw(name string, fn rawFunc) http.HandlerFunc {
+	return s.api(name, func(ctx context.Context, c *call) (*wire.Message, error) {
+		body, ctype, err := fn(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		c.raw, c.rawType = body, ctype
+		return nil, nil
+	}, apiOpts{})
 }
 
 func (s *Server) authenticate(r *http.Request, rid string, opts apiOpts) (*call, error) {
@@ -238,6 +256,10 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, c *call, resp *
 		m.Set("err_code", code)
 		m.Set("err_code_des", medpay.ErrorMessage(err))
 		outcome = code
+	} else if c.raw != nil {
+		w.Header().Set("Content-Type", c.rawType)
+		w.Write(c.raw)
+		return outcome
 	} else {
 		m.Set("result_code", "SUCCESS")
 		for _, k := range resp.Keys() {

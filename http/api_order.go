@@ -30,12 +30,19 @@ func businessFields(m *wire.Message) map[string]string {
 
 // parsePlace reads and checks the fields of unifiedorder (wire-api.md §4.1).
 func (s *Server) parsePlace(ctx context.Context, c *call) (*payment.PlaceRequest, error) {
+	return s.parseOrder(ctx, c, false)
+}
+
+// parseOrder reads the order fields of unifiedorder, or of micropay (wire-api.md §4.6): there
+// the payer field is optional (the payment code names the payer) and there is no notify_url or
+// return_url.
+func (s *Server) parseOrder(ctx context.Context, c *call, micropay bool) (*payment.PlaceRequest, error) {
 	f := wire.NewFields(c.req)
 	if c.provider != nil {
-		f.String("sub_openid", 128, true)
+		f.String("sub_openid", 128, !micropay)
 		f.String("openid", 128, false)
 	} else {
-		f.String("openid", 128, true)
+		f.String("openid", 128, !micropay)
 	}
 	r := &payment.PlaceRequest{Merchant: c.hospital, Fields: businessFields(c.req)}
 	if c.provider != nil {
@@ -60,12 +67,15 @@ func (s *Server) parsePlace(ctx context.Context, c *call) (*payment.PlaceRequest
 	if ip := f.String("spbill_create_ip", 64, true); ip != "" && net.ParseIP(ip) == nil {
 		f.Fail("spbill_create_ip", false)
 	}
-	notifyURL := f.String("notify_url", 256, true)
-	if notifyURL != "" && !httpURL(notifyURL) {
-		f.Fail("notify_url", false)
-	}
-	if ret := f.String("return_url", 256, false); ret != "" && !httpURL(ret) {
-		f.Fail("return_url", false)
+	var notifyURL string
+	if !micropay {
+		notifyURL = f.String("notify_url", 256, true)
+		if notifyURL != "" && !httpURL(notifyURL) {
+			f.Fail("notify_url", false)
+		}
+		if ret := f.String("return_url", 256, false); ret != "" && !httpURL(ret) {
+			f.Fail("return_url", false)
+		}
 	}
 	r.CityID = f.String("city_id", 32, false)
 	f.Enum("user_card_type", false, "1")
@@ -96,7 +106,7 @@ func (s *Server) parsePlace(ctx context.Context, c *call) (*payment.PlaceRequest
 	if err := f.Err(); err != nil {
 		return nil, err
 	}
-	if !s.cfg.Sandbox && !s.cfg.AllowPrivateNotify {
+	if !micropay && !s.cfg.Sandbox && !s.cfg.AllowPrivateNotify {
 		if err := notify.CheckURL(ctx, notifyURL, false); err != nil {
 			return nil, &wire.FieldError{Field: "notify_url"}
 		}

@@ -36,6 +36,9 @@ func checkBooks(t *testing.T, env *testenv.Env, medTransID string, p *bureau.Per
 		t.Fatal(err)
 	}
 	hosp := medpay.HospitalAccount(o.MchID)
+	if o.SubMchID != "" { // provider mode: the hospital is sub_mch_id
+		hosp = medpay.HospitalAccount(o.SubMchID)
+	}
 	switch o.State {
 	case medpay.StateSuccess:
 		if moves[hosp] != o.CashFee+o.InsuranceFee {

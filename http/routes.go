@@ -22,22 +22,34 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/payinsurance/queryorder", s.api("queryorder", s.queryOrder, apiOpts{}))
 	mux.Handle("/payinsurance/orderquery", s.api("queryorder", s.queryOrder, apiOpts{}))
 	mux.Handle("/payinsurance/closeorder", s.api("closeorder", s.closeOrder, apiOpts{}))
+	mux.Handle("/payinsurance/micropay", s.api("micropay", s.micropay, apiOpts{}))
+	mux.Handle("/payinsurance/getmedinfo", s.api("getmedinfo", s.getMedInfo, apiOpts{minimal: true}))
+	mux.Handle("/payinsurance/getbindurl", s.api("getbindurl", s.getBindURL, apiOpts{minimal: true}))
 	mux.Handle("/payinsurance/refund", s.api("refund", s.refund, apiOpts{}))
 	mux.Handle("/payinsurance/queryrefund", s.api("queryrefund", s.queryRefund, apiOpts{}))
 	mux.Handle("/payinsurance/refundquery", s.api("queryrefund", s.queryRefund, apiOpts{}))
+	mux.Handle("/payinsurance/billdownload", s.apiRaw("billdownload", s.billDownload))
 
 	// Payer pages (sandbox.md §2), protected against cross-origin form posts.
 	pages := http.NewServeMux()
 	pages.HandleFunc("GET /pay/{id}", s.payPage)
 	pages.HandleFunc("POST /pay/{id}", s.payConfirm)
 	pages.HandleFunc("GET /pay/{id}/qr.png", s.payQR)
+	pages.HandleFunc("GET /bind/{token}", s.bindPage)
+	pages.HandleFunc("POST /bind/{token}", s.bindSubmit)
+	pages.HandleFunc("GET /me/cards", s.cardsPage) // sandbox: ?appid&openid; always: ?t=<bind link token>
+	pages.HandleFunc("POST /me/cards", s.cardsUnbind)
 	mux.Handle("/pay/", http.NewCrossOriginProtection().Handler(pages))
+	mux.Handle("/bind/", http.NewCrossOriginProtection().Handler(pages))
+	mux.Handle("/me/", http.NewCrossOriginProtection().Handler(pages))
 
 	// Sandbox helper API (sandbox.md §3).
 	if s.cfg.Sandbox {
 		mux.HandleFunc("GET /sandbox/persons", s.sandboxPersons)
 		mux.HandleFunc("POST /sandbox/bindings", s.sandboxBind)
 		mux.HandleFunc("POST /sandbox/orders/{id}/confirm", s.sandboxConfirm)
+		mux.HandleFunc("POST /sandbox/paycode", s.sandboxPayCode)
+		mux.HandleFunc("GET /me/code", s.payCodePage) // the payer's payment code (刷码付)
 	}
 
 	// Operations.

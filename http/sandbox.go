@@ -95,8 +95,7 @@ func (s *Server) sandboxBind(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The scenario that concerns the cash channel is set on the payer's wallet.
-	payer := req.AppID + "/" + req.OpenID
-	if err := s.cash.SetDeclining(r.Context(), payer, person.Scenario == bureau.ScenarioCashDeclined); err != nil {
+	if err := s.setWalletScenario(r.Context(), req.AppID, req.OpenID, b); err != nil {
 		s.jsonFail(w, r, http.StatusInternalServerError, err)
 		return
 	}

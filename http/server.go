@@ -25,6 +25,10 @@ type Config struct {
 	AllowPrivateNotify bool
 	// TrustedProxies may set X-Forwarded-For (addresses or CIDR prefixes).
 	TrustedProxies []string
+	// MicropayNoPINLimit is the amount in fen (cash + insurance) up to which a micropay (刷码付)
+	// settles without the payer's PIN; above it the order waits USERPAYING for the payer to
+	// confirm. 0 means payment.DefaultNoPINLimit (1 000 元); negative asks for the PIN every time.
+	MicropayNoPINLimit int64
 }
 
 // Server is the platform's HTTP server.

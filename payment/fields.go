@@ -34,7 +34,7 @@ func SetOrderFields(m *wire.Message, o *medpay.Order) {
 	if !o.TimeEnd.IsZero() {
 		m.Set("time_end", wire.FormatTime(o.TimeEnd))
 	}
-	m.Set("med_trade_state", string(o.State))
+	m.Set("med_trade_state", string(ReportedState(o)))
 	m.Set("cash_trade_status", o.CashStatus)
 	m.Set("insurance_trade_status", o.InsuranceStatus)
 	set("trade_status_desc", o.StatusDesc)

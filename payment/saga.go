@@ -36,16 +36,8 @@ func PayerKey(o *medpay.Order) string {
 // page and the sandbox API. It runs the saga as far as it can go now and returns the order;
 // an order whose outcome is still unknown stays USERPAYING and Recover finishes it.
 func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.Order, error) {
-	o, err := s.Store.OrderByID(ctx, medTransID)
-	if errors.Is(err, medpay.ErrNotFound) {
-		return nil, medpay.Errorf(medpay.ErrOrderNotFound, "")
-	} else if err != nil {
-		return nil, err
-	}
-	if o, err = s.Refresh(ctx, o); err != nil {
-		return nil, err
-	}
-	if err := confirmable(o); err != nil || o.State != medpay.StateNotPay {
+	o, err := s.payable(ctx, medTransID)
+	if err != nil || o.State != medpay.StateNotPay {
 		return o, err // already paid: the payer sees the result again
 	}
 	now := s.now()
@@ -69,7 +61,28 @@ func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.
 		}
 		return o, &PINError{Remaining: sqlstore.MaxPINFailures - failures}
 	}
+	return s.start(ctx, o)
+}
 
+// payable reads an order for payment, expiring it if due. It returns the order with nil when it
+// can be paid now (NOTPAY) or is paid already, and the reason otherwise.
+func (s *Service) payable(ctx context.Context, medTransID string) (*medpay.Order, error) {
+	o, err := s.Store.OrderByID(ctx, medTransID)
+	if errors.Is(err, medpay.ErrNotFound) {
+		return nil, medpay.Errorf(medpay.ErrOrderNotFound, "")
+	} else if err != nil {
+		return nil, err
+	}
+	if o, err = s.Refresh(ctx, o); err != nil {
+		return nil, err
+	}
+	return o, confirmable(o)
+}
+
+// start claims a NOTPAY order for payment and runs the saga: the one path of the payer's PIN
+// confirmation (Confirm) and of a micropay within the no-PIN limit (PayNow).
+func (s *Service) start(ctx context.Context, o *medpay.Order) (*medpay.Order, error) {
+	medTransID := o.MedTransID
 	// Claim the order: of two racing confirmations only one moves it to USERPAYING.
 	paying := *o
 	paying.State, paying.StatusDesc = medpay.StateUserPaying, "支付中"
@@ -265,19 +278,21 @@ func (s *Service) finish(ctx context.Context, prev, next *medpay.Order, state me
 	if state == medpay.StateSuccess {
 		next.TimeEnd = now
 	}
-	n, err := s.payNotification(ctx, next)
-	if err != nil {
-		return err
+	ch := sqlstore.OrderChange{Transfers: ts}
+	// An order without notify_url (micropay: the hospital has the answer synchronously and polls
+	// queryorder) queues no notification.
+	if next.NotifyURL != "" {
+		n, err := s.payNotification(ctx, next)
+		if err != nil {
+			return err
+		}
+		ch.Also = func(tx *sql.Tx) error { return notify.Enqueue(ctx, tx, n, now) }
 	}
-	err = s.save(ctx, prev, next, sqlstore.OrderChange{
-		Transfers: ts,
-		Also:      func(tx *sql.Tx) error { return notify.Enqueue(ctx, tx, n, now) },
-	})
-	if err != nil {
+	if err := s.save(ctx, prev, next, ch); err != nil {
 		return err
 	}
 	s.fault("finished")
-	if s.Notify != nil {
+	if ch.Also != nil && s.Notify != nil {
 		s.Notify()
 	}
 	return nil

@@ -75,6 +75,9 @@ type PlaceRequest struct {
 	UserCardNo     string
 	UserName       string
 	TimeExpire     time.Time // zero: the default
+	// Micropay places the order of a scanned payment code (no notify_url): it starts at
+	// StepScanned, reported USERPAYING until it is paid or closed.
+	Micropay bool
 }
 
 // Fingerprint hashes the business fields: a repeated hosp_out_trade_no with the same fingerprint
@@ -173,6 +176,9 @@ func (s *Service) Place(ctx context.Context, r *PlaceRequest) (*medpay.Order, er
 		InsuranceStatus: medpay.LegNotPay,
 		StatusDesc:      "未支付",
 		CreatedAt:       now,
+	}
+	if r.Micropay {
+		o.Step, o.StatusDesc = StepScanned, "等待用户确认支付"
 	}
 	o.LoadFields()
 	if r.PayType != medpay.PayCash {

@@ -185,3 +185,34 @@ func (s *Store) UpdateRefund(ctx context.Context, r *medpay.Refund, ch RefundCha
 	}
 	return err
 }
+
+// OrdersPaidBetween lists merchant's orders paid in [from, to), by payment time: those now
+// SUCCESS or REFUND (a refunded order was paid).
+func (s *Store) OrdersPaidBetween(ctx context.Context, merchantID int64, from, to time.Time) ([]*medpay.Order, error) {
+	return s.orderList(ctx, `merchant_id = $1 AND state IN ('SUCCESS', 'REFUND') AND time_end >= $2 AND time_end < $3
+		ORDER BY time_end, id`, merchantID, ms(from), ms(to))
+}
+
+// OrderRefund is a refund with its order.
+type OrderRefund struct {
+	Order  *medpay.Order
+	Refund *medpay.Refund
+}
+
+// RefundsSucceededBetween lists merchant's refunds that succeeded in [from, to).
+func (s *Store) RefundsSucceededBetween(ctx context.Context, merchantID int64, from, to time.Time) ([]OrderRefund, error) {
+	refunds, err := s.refundList(ctx, s.db.sql, `merchant_id = $1 AND state = 'SUCCESS' AND success_time >= $2 AND success_time < $3
+		ORDER BY success_time, id`, merchantID, ms(from), ms(to))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]OrderRefund, 0, len(refunds))
+	for _, r := range refunds {
+		o, err := s.OrderByRowID(ctx, r.OrderID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, OrderRefund{Order: o, Refund: r})
+	}
+	return out, nil
+}

@@ -44,6 +44,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (serve HTTPS)")
 	tlsKey := fs.String("tls-key", "", "TLS key file")
 	allowPrivate := fs.Bool("allow-private-notify", false, "accept notify URLs on loopback or private networks outside the sandbox")
+	noPINLimit := fs.Int64("micropay-no-pin-limit", payment.DefaultNoPINLimit, "fen: a micropay (刷码付) up to this amount settles without the payer's PIN; above it the payer confirms with the PIN (0: always)")
 	var proxies listFlag
 	fs.Var(&proxies, "trusted-proxy", "address or CIDR of a proxy whose X-Forwarded-For is believed (repeatable)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -110,9 +111,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			}
 		}
 	}
+	if *noPINLimit <= 0 {
+		*noPINLimit = -1 // every micropay asks for the PIN (in Config, 0 would mean the default)
+	}
 	srv := medpayhttp.NewServer(medpayhttp.Config{
 		BaseURL: *baseURL, PayAppID: *payAppID, Sandbox: isSandbox,
 		AllowPrivateNotify: *allowPrivate, TrustedProxies: proxies,
+		MicropayNoPINLimit: *noPINLimit,
 	}, medpayhttp.Deps{Store: store, Payment: pay, Bureau: sim, Cash: wallet, Logger: logger, Now: now, Registry: reg})
 
 	// Orders a crash left mid-saga are finished or undone before new work is taken.

@@ -1,0 +1,63 @@
+package http
+
+import (
+	"context"
+	"errors"
+
+	"github.com/medpay/medpay"
+	"github.com/medpay/medpay/wire"
+)
+
+// The card-binding 选用接口 (wire-api.md §4.7–4.8). Both accept the full form and the minimal
+// one (openid, nonce_str, sign; the token names the app).
+
+// payerOpenID reads the payer field of the call's mode (openid, or sub_openid for a service
+// provider), required.
+func payerOpenID(c *call) (string, error) {
+	f := wire.NewFields(c.req)
+	openid := f.String(c.openidField(), 128, true)
+	return openid, f.Err()
+}
+
+// getBindURL issues a card-binding link for the payer (wire-api.md §4.8).
+func (s *Server) getBindURL(ctx context.Context, c *call) (*wire.Message, error) {
+	f := wire.NewFields(c.req)
+	f.String(c.openidField(), 128, true)
+	ret := f.String("url", 256, true)
+	if ret != "" && !httpURL(ret) {
+		f.Fail("url", false)
+	}
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
+	appid, openid := c.payer()
+	token, _, err := s.payment.NewBindLink(ctx, c.hospital, appid, openid, ret)
+	if err != nil {
+		return nil, err
+	}
+	m := wire.NewMessage()
+	m.Set("bind_url", s.bindURL(token))
+	return m, nil
+}
+
+func (s *Server) bindURL(token string) string { return s.cfg.BaseURL + "/bind/" + token }
+
+// getMedInfo answers the payer's bound card, masked (wire-api.md §4.7); unbound is err 511.
+func (s *Server) getMedInfo(ctx context.Context, c *call) (*wire.Message, error) {
+	if _, err := payerOpenID(c); err != nil {
+		return nil, err
+	}
+	appid, openid := c.payer()
+	b, err := s.store.BindingFor(ctx, appid, openid)
+	if errors.Is(err, medpay.ErrNotFound) {
+		return nil, medpay.Errorf(medpay.ErrNoCard, "")
+	} else if err != nil {
+		return nil, err
+	}
+	m := wire.NewMessage()
+	m.Set("medical_card_no", medpay.MaskCardNo(b.CardNo))
+	m.Set("user_name", medpay.MaskName(b.Name))
+	m.Set("city_id", b.CityID)
+	m.Set("card_status", "BOUND")
+	return m, nil
+}

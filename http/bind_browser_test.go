@@ -1,0 +1,91 @@
+package http_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/medpay/medpay"
+	"github.com/medpay/medpay/bureau"
+	"github.com/medpay/medpay/internal/testenv"
+)
+
+// TestBrowserBindCard opens bind_url in Chromium, is told about a mistyped ID number, binds a
+// 成都 card chosen in the city select, and lands on the hospital's url.
+func TestBrowserBindCard(t *testing.T) {
+	t.Parallel()
+	ctx := browser(t)
+	env := testenv.New(t, testenv.Options{})
+	h := env.Hospital(t)
+	token := env.Token(t, h)
+
+	var mu sync.Mutex
+	var returned url.Values
+	hospital := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/bound" {
+			mu.Lock()
+			returned = r.URL.Query()
+			mu.Unlock()
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(`<html><body><h1 id="back">回到医院</h1></body></html>`))
+	}))
+	defer hospital.Close()
+
+	link := bindURL(t, env, h, token, "browser-binder", hospital.URL+"/bound?from=medpay")
+	p, _ := bureau.FindPerson("510100", bureau.ScenarioEmployee)
+
+	do := func(steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Text(sel))
+		if err != nil {
+			t.Fatalf("%s: %v", sel, err)
+		}
+		return v
+	}
+	do(chromedp.Navigate(link))
+	if hosp, banner := text("#hospital"), text("#sandbox-banner"); !strings.Contains(hosp, h.Name) || !strings.Contains(banner, "沙箱") {
+		t.Fatalf("bind page shows %q, banner %q", hosp, banner)
+	}
+
+	// A mistyped check digit: the page says so before the bureau is asked, and keeps the input.
+	bad := p.IDNo[:17] + map[bool]string{true: "1", false: "0"}[p.IDNo[17] == '0']
+	do(chromedp.SendKeys("#name", p.Name), chromedp.SendKeys("#id_no", bad), chromedp.SendKeys("#card_no", p.CardNo),
+		chromedp.SetValue("#city_id", p.CityID), chromedp.Click("#bind"), chromedp.WaitVisible("#error"))
+	if msg := text("#error"); !strings.Contains(msg, "身份证号不正确") {
+		t.Fatalf("error for a bad check digit: %q", msg)
+	}
+	name, err := chromedp.Run(ctx, chromedp.Value("#name"))
+	if err != nil || name != p.Name {
+		t.Fatalf("the form lost the name: %q %v", name, err)
+	}
+
+	do(chromedp.SetValue("#id_no", p.IDNo), chromedp.SetValue("#city_id", p.CityID), chromedp.Click("#bind"), chromedp.WaitVisible("#back"))
+	mu.Lock()
+	got := returned
+	mu.Unlock()
+	if got.Get("from") != "medpay" {
+		t.Fatalf("did not land on the hospital's url: %v", got)
+	}
+	info := env.Call(t, "/payinsurance/getmedinfo", token, h.APIKey, testenv.Msg("appid", h.AppID, "mch_id", h.MchID, "openid", "browser-binder"))
+	ok(t, info)
+	if info.Get("city_id") != "510100" || info.Get("medical_card_no") != medpay.MaskCardNo(p.CardNo) {
+		t.Fatalf("bound card: %s %s", info.Get("city_id"), info.Get("medical_card_no"))
+	}
+	// Back in the browser, the link is spent.
+	do(chromedp.Navigate(link), chromedp.WaitVisible("#result"))
+	if title := text("#result"); title != "链接已使用" {
+		t.Fatalf("reused link page: %q", title)
+	}
+}
