@@ -5,6 +5,10 @@
 //	medpay provider create ...   onboard a service provider
 //	medpay provider authorize    record a hospital's authorisation of a provider (and revoke)
 //	medpay notify list|show|resend
+//	medpay token                 get an access token (developer commands: through the Go SDK)
+//	medpay order create|query|close
+//	medpay refund create|query
+//	medpay sign                  compute and check a signature
 package main
 
 import (
@@ -40,6 +44,16 @@ commands:
   provider revoke           withdraw that authorisation
   notify list|show|resend   inspect and re-send notifications
 
+developer commands (call the open API as a hospital, through the Go SDK):
+  token                     get an access token (--sub-appid: as a service provider)
+  order create|query|close  place, query or close an order
+  refund create|query       refund a paid order, query a refund
+  sign                      compute and check a signature, find the field that differs
+
+  The developer commands take --base-url, --appid, --mch-id, --key, --secret (and --sub-appid,
+  --sub-mch-id in service-provider mode), usually exported once as MEDPAY_BASE_URL, MEDPAY_APPID,
+  MEDPAY_MCH_ID, MEDPAY_KEY, MEDPAY_SECRET; --json prints the answer as JSON.
+
 Run 'medpay <command> -h' for the flags of a command. Every flag can also be set through the
 environment as MEDPAY_<FLAG> (upper case, dashes as underscores), e.g. MEDPAY_DB.
 `
@@ -60,6 +74,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runProvider(ctx, rest, getenv, stdout, stderr)
 	case "notify":
 		return runNotify(ctx, rest, getenv, stdout, stderr)
+	case "order":
+		return runOrder(ctx, rest, getenv, stdout, stderr)
+	case "refund":
+		return runRefund(ctx, rest, getenv, stdout, stderr)
+	case "token":
+		return runToken(ctx, rest, getenv, stdout, stderr)
+	case "sign":
+		return runSign(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
