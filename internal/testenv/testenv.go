@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -79,7 +80,12 @@ type Options struct {
 func New(t testing.TB, opts Options) *Env {
 	t.Helper()
 	if opts.Engine == "" {
+		// MEDPAY_TEST_ENGINE=postgres runs the end-to-end suites on PostgreSQL (with
+		// MEDPAY_TEST_POSTGRES naming the server).
 		opts.Engine = sqlstore.SQLite
+		if os.Getenv("MEDPAY_TEST_ENGINE") == sqlstore.Postgres {
+			opts.Engine = sqlstore.Postgres
+		}
 	}
 	db := sqlstoretest.Open(t, opts.Engine)
 	box, err := secret.NewBox(make([]byte, 32))
