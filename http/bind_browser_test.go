@@ -19,7 +19,7 @@ import (
 // 成都 card chosen in the city select, and lands on the hospital's url.
 func TestBrowserBindCard(t *testing.T) {
 	t.Parallel()
-	ctx := browser(t)
+	br := testenv.NewBrowser(t)
 	env := testenv.New(t, testenv.Options{})
 	h := env.Hospital(t)
 	token := env.Token(t, h)
@@ -40,38 +40,24 @@ func TestBrowserBindCard(t *testing.T) {
 	link := bindURL(t, env, h, token, "browser-binder", hospital.URL+"/bound?from=medpay")
 	p, _ := bureau.FindPerson("510100", bureau.ScenarioEmployee)
 
-	do := func(steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(sel))
-		if err != nil {
-			t.Fatalf("%s: %v", sel, err)
-		}
-		return v
-	}
-	do(chromedp.Navigate(link))
-	if hosp, banner := text("#hospital"), text("#sandbox-banner"); !strings.Contains(hosp, h.Name) || !strings.Contains(banner, "沙箱") {
+	br.Do(chromedp.Navigate(link))
+	if hosp, banner := br.Text("#hospital"), br.Text("#sandbox-banner"); !strings.Contains(hosp, h.Name) || !strings.Contains(banner, "沙箱") {
 		t.Fatalf("bind page shows %q, banner %q", hosp, banner)
 	}
 
 	// A mistyped check digit: the page says so before the bureau is asked, and keeps the input.
 	bad := p.IDNo[:17] + map[bool]string{true: "1", false: "0"}[p.IDNo[17] == '0']
-	do(chromedp.SendKeys("#name", p.Name), chromedp.SendKeys("#id_no", bad), chromedp.SendKeys("#card_no", p.CardNo),
+	br.Do(chromedp.SendKeys("#name", p.Name), chromedp.SendKeys("#id_no", bad), chromedp.SendKeys("#card_no", p.CardNo),
 		chromedp.SetValue("#city_id", p.CityID), chromedp.Click("#bind"), chromedp.WaitVisible("#error"))
-	if msg := text("#error"); !strings.Contains(msg, "身份证号不正确") {
+	if msg := br.Text("#error"); !strings.Contains(msg, "身份证号不正确") {
 		t.Fatalf("error for a bad check digit: %q", msg)
 	}
-	name, err := chromedp.Run(ctx, chromedp.Value("#name"))
+	name, err := chromedp.Run(br.Ctx, chromedp.Value("#name"))
 	if err != nil || name != p.Name {
 		t.Fatalf("the form lost the name: %q %v", name, err)
 	}
 
-	do(chromedp.SetValue("#id_no", p.IDNo), chromedp.SetValue("#city_id", p.CityID), chromedp.Click("#bind"), chromedp.WaitVisible("#back"))
+	br.Do(chromedp.SetValue("#id_no", p.IDNo), chromedp.SetValue("#city_id", p.CityID), chromedp.Click("#bind"), chromedp.WaitVisible("#back"))
 	mu.Lock()
 	got := returned
 	mu.Unlock()
@@ -84,8 +70,8 @@ func TestBrowserBindCard(t *testing.T) {
 		t.Fatalf("bound card: %s %s", info.Get("city_id"), info.Get("medical_card_no"))
 	}
 	// Back in the browser, the link is spent.
-	do(chromedp.Navigate(link), chromedp.WaitVisible("#result"))
-	if title := text("#result"); title != "链接已使用" {
+	br.Do(chromedp.Navigate(link), chromedp.WaitVisible("#result"))
+	if title := br.Text("#result"); title != "链接已使用" {
 		t.Fatalf("reused link page: %q", title)
 	}
 }

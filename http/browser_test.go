@@ -1,58 +1,23 @@
 package http_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/medpay/medpay/internal/testenv"
 )
 
-// browser starts headless Chromium for a test. The browser tests run when MEDPAY_TEST_BROWSER
-// names the executable (.ci/run sets it); without it they are reported as skipped, never passed.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	exe := os.Getenv("MEDPAY_TEST_BROWSER")
-	if exe == "" {
-		t.Skip("MEDPAY_TEST_BROWSER not set (e.g. MEDPAY_TEST_BROWSER=chromium)")
-	}
-	if _, err := exec.LookPath(exe); err != nil {
-		t.Fatalf("MEDPAY_TEST_BROWSER=%s: %v", exe, err)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(390, 844), // a phone
-	)
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	ctx, cancel2 := chromedp.NewContext(actx)
-	t.Cleanup(cancel2)
-	ctx, cancel3 := context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(cancel3)
-	return ctx
-}
-
 // TestBrowserPayment opens pay_url in Chromium, reads the split, enters the PIN and lands on the
 // hospital's return_url with the order's identifiers.
 func TestBrowserPayment(t *testing.T) {
 	t.Parallel()
-	ctx := browser(t)
+	br := testenv.NewBrowser(t)
 	env := testenv.New(t, testenv.Options{})
 	h := env.Hospital(t)
 	token := env.Token(t, h)
@@ -76,34 +41,20 @@ func TestBrowserPayment(t *testing.T) {
 		"request_content", workedBill, "return_url", hospital.URL+"/return?from=medpay"))
 	ok(t, r)
 
-	do := func(steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(sel))
-		if err != nil {
-			t.Fatalf("%s: %v", sel, err)
-		}
-		return v
-	}
-	do(chromedp.Navigate(r.Get("pay_url")))
-	if hosp, hifp, acct, cash := text("#hospital"), text("#hifp"), text("#acct"), text("#cash"); hosp != h.Name || hifp != "¥32.07" || acct != "¥0.00" || cash != "¥32.93" {
+	br.Do(chromedp.Navigate(r.Get("pay_url")))
+	if hosp, hifp, acct, cash := br.Text("#hospital"), br.Text("#hifp"), br.Text("#acct"), br.Text("#cash"); hosp != h.Name || hifp != "¥32.07" || acct != "¥0.00" || cash != "¥32.93" {
 		t.Fatalf("page shows hospital %q hifp %q acct %q cash %q", hosp, hifp, acct, cash)
 	}
-	if items, banner := text("#items"), text("#sandbox-banner"); !strings.Contains(items, "阿莫西林胶囊") || !strings.Contains(banner, "沙箱") {
+	if items, banner := br.Text("#items"), br.Text("#sandbox-banner"); !strings.Contains(items, "阿莫西林胶囊") || !strings.Contains(banner, "沙箱") {
 		t.Fatalf("items %q banner %q", items, banner)
 	}
 
 	// A wrong PIN first: the page says so and stays.
-	do(chromedp.SendKeys("#pin", "111111"), chromedp.Click("#confirm"), chromedp.WaitVisible("#error"))
-	if msg := text("#error"); !strings.Contains(msg, "支付密码错误") || !strings.Contains(msg, "4") {
+	br.Do(chromedp.SendKeys("#pin", "111111"), chromedp.Click("#confirm"), chromedp.WaitVisible("#error"))
+	if msg := br.Text("#error"); !strings.Contains(msg, "支付密码错误") || !strings.Contains(msg, "4") {
 		t.Fatalf("wrong-PIN message %q", msg)
 	}
-	do(chromedp.SendKeys("#pin", "123456"), chromedp.Click("#confirm"), chromedp.WaitVisible("#back"))
+	br.Do(chromedp.SendKeys("#pin", "123456"), chromedp.Click("#confirm"), chromedp.WaitVisible("#back"))
 	mu.Lock()
 	defer mu.Unlock()
 	if returned.Get("from") != "medpay" || returned.Get("med_trans_id") != r.Get("med_trans_id") ||
