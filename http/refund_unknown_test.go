@@ -1,0 +1,63 @@
+package http_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/medpay/medpay"
+)
+
+// silentBureau is the bureau with its refunds unreachable: every refund call and query times out.
+type silentBureau struct{ medpay.Bureau }
+
+func (silentBureau) Refund(ctx context.Context, serial, settleSerial string) (*medpay.BureauRefund, error) {
+	return nil, medpay.ErrOutcomeUnknown
+}
+
+func (silentBureau) QueryRefund(ctx context.Context, serial string) (*medpay.BureauRefund, error) {
+	return nil, medpay.ErrOutcomeUnknown
+}
+
+// silentCash is the cash channel with its refunds unreachable.
+type silentCash struct{ medpay.CashChannel }
+
+func (silentCash) Refund(ctx context.Context, serial, chargeSerial string, amount int64) (*medpay.CashReceipt, error) {
+	return nil, medpay.ErrOutcomeUnknown
+}
+
+func (silentCash) QueryRefund(ctx context.Context, serial string) (*medpay.CashReceipt, error) {
+	return nil, medpay.ErrOutcomeUnknown
+}
+
+// TestRefundOutcomeUnknown: while the bureau (553) or the cash channel (556) cannot be reached the
+// refund answers the code and stays PROCESSING; the retry with the same hosp_out_refund_no once
+// they answer finishes it, paying out once.
+func TestRefundOutcomeUnknown(t *testing.T) {
+	env, h, token := setup(t)
+	id, p := paidOrder(t, env, h, token, "rf-silent", "employee")
+	realBureau, realCash := env.Pay.Bureau, env.Pay.Cash
+
+	env.Pay.Bureau = silentBureau{realBureau}
+	bizFail(t, env.Call(t, "/payinsurance/refund", token, h.APIKey, refundReq(h, id, "S1")), medpay.ErrBureauRefund)
+	q := env.Call(t, "/payinsurance/queryrefund", token, h.APIKey, refundReq(h, id, "S1"))
+	if q.Get("med_refund_state") != "PROCESSING" || q.Get("insurance_refund_status") != "PROCESSING" {
+		t.Fatalf("after 553: %s / %s", q.Get("med_refund_state"), q.Get("insurance_refund_status"))
+	}
+	env.Pay.Bureau = realBureau
+
+	// The bureau leg now goes through; the cash channel is the one that cannot be reached.
+	env.Pay.Cash = silentCash{realCash}
+	bizFail(t, env.Call(t, "/payinsurance/refund", token, h.APIKey, refundReq(h, id, "S1")), medpay.ErrCashRefund)
+	q = env.Call(t, "/payinsurance/queryrefund", token, h.APIKey, refundReq(h, id, "S1"))
+	if q.Get("med_refund_state") != "PROCESSING" || q.Get("insurance_refund_status") != "SUCCESS" || q.Get("cash_refund_status") != "PROCESSING" {
+		t.Fatalf("after 556: %s / %s / %s", q.Get("med_refund_state"), q.Get("insurance_refund_status"), q.Get("cash_refund_status"))
+	}
+	env.Pay.Cash = realCash
+
+	r := env.Call(t, "/payinsurance/refund", token, h.APIKey, refundReq(h, id, "S1"))
+	ok(t, r)
+	if r.Get("med_refund_state") != "SUCCESS" {
+		t.Fatalf("retry: %s", r.Get("med_refund_state"))
+	}
+	checkRefundBooks(t, env, id, p, h.AppID+"/rf-silent", 2925, 3575)
+}
