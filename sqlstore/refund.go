@@ -216,3 +216,29 @@ func (s *Store) RefundsSucceededBetween(ctx context.Context, merchantID int64, f
 	}
 	return out, nil
 }
+
+// Movement is the net of one order's ledger entries on one account over a period.
+type Movement struct {
+	OrderID int64
+	Account string
+	Amount  int64
+}
+
+// Movements returns, per order and account, the net of the ledger entries made in [from, to).
+func (s *Store) Movements(ctx context.Context, from, to time.Time) ([]Movement, error) {
+	rows, err := s.db.sql.QueryContext(ctx, `SELECT order_id, account, SUM(amount) FROM ledger_entries
+		WHERE created_at >= $1 AND created_at < $2 GROUP BY order_id, account ORDER BY order_id, account`, ms(from), ms(to))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Movement
+	for rows.Next() {
+		var m Movement
+		if err := rows.Scan(&m.OrderID, &m.Account, &m.Amount); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}

@@ -5,6 +5,7 @@
 //	medpay provider create ...   onboard a service provider
 //	medpay provider authorize    record a hospital's authorisation of a provider (and revoke)
 //	medpay notify list|show|resend
+//	medpay reconcile             three-way reconciliation of a day
 //	medpay token                 get an access token (developer commands: through the Go SDK)
 //	medpay order create|query|close
 //	medpay refund create|query
@@ -43,6 +44,7 @@ commands:
   provider authorize        record that a hospital authorised a service provider
   provider revoke           withdraw that authorisation
   notify list|show|resend   inspect and re-send notifications
+  reconcile                 compare a day's ledger with the bureau's and the cash channel's journals
 
 developer commands (call the open API as a hospital, through the Go SDK):
   token                     get an access token (--sub-appid: as a service provider)
@@ -74,6 +76,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runProvider(ctx, rest, getenv, stdout, stderr)
 	case "notify":
 		return runNotify(ctx, rest, getenv, stdout, stderr)
+	case "reconcile":
+		return runReconcile(ctx, rest, getenv, stdout, stderr)
 	case "order":
 		return runOrder(ctx, rest, getenv, stdout, stderr)
 	case "refund":

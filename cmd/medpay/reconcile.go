@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/medpay/medpay"
+	"github.com/medpay/medpay/bureau"
+	"github.com/medpay/medpay/cash"
+	"github.com/medpay/medpay/reconcile"
+)
+
+// runReconcile is `medpay reconcile`: the three-way reconciliation of one day — the platform's
+// ledger against the bureau's and the cash channel's journals. It fails when they disagree, so a
+// scheduler can alert on it.
+func runReconcile(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlags("reconcile", stderr)
+	dsn := fs.String("db", "medpay.db", "database: SQLite file or postgres:// URL")
+	serverKey := fs.String("server-key", "", "64 hex characters sealing API keys")
+	date := fs.String("date", "", "the day, yyyyMMdd in China Standard Time (default: yesterday)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	cst := time.FixedZone("CST", 8*3600)
+	now := time.Now().In(cst)
+	day := time.Date(now.Year(), now.Month(), now.Day()-1, 0, 0, 0, 0, cst)
+	if *date != "" {
+		d, err := time.ParseInLocation("20060102", *date, cst)
+		if err != nil {
+			return fmt.Errorf("--date %q: want yyyyMMdd", *date)
+		}
+		day = d
+	}
+	store, err := openStore(ctx, *dsn, *serverKey)
+	if err != nil {
+		return err
+	}
+	defer store.DB().Close()
+	r, err := reconcile.Day(ctx, store, bureau.New(store.DB(), nil), cash.New(store.DB(), nil), day)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(stdout, "reconciliation of %s: %d serials\n", r.Day, r.Serials)
+		for _, party := range []string{reconcile.BureauFund, reconcile.PersonalAccount, reconcile.Cash} {
+			t := r.Totals[party]
+			fmt.Fprintf(stdout, "  %-17s ledger %12s   books %12s\n", party, medpay.FormatYuan(t.Platform), medpay.FormatYuan(t.Books))
+		}
+		for _, d := range r.Discrepancies {
+			fmt.Fprintf(stdout, "  DISCREPANCY %-17s %s: ledger %s, books %s\n", d.Party, d.Serial, medpay.FormatYuan(d.Platform), medpay.FormatYuan(d.Books))
+		}
+	}
+	if !r.OK() {
+		return errors.New(fmt.Sprint(len(r.Discrepancies), " discrepancies"))
+	}
+	return nil
+}
