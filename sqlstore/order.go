@@ -142,10 +142,8 @@ func (s *Store) UpdateOrder(ctx context.Context, o *medpay.Order, ch OrderChange
 	if err := o.CheckSplit(); err != nil {
 		return err
 	}
-	for _, t := range ch.Transfers {
-		if err := t.Check(); err != nil {
-			return err
-		}
+	if err := checkTransfers(ch.Transfers); err != nil {
+		return err
 	}
 	now := s.Now()
 	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
@@ -157,18 +155,11 @@ func (s *Store) UpdateOrder(ctx context.Context, o *medpay.Order, ch OrderChange
 			o.PayType, o.CashFee, o.InsuranceFee, o.HifpPay, o.AcctPay, string(o.State), o.CashStatus,
 			o.InsuranceStatus, o.StatusDesc, o.PsnNo, o.CardNo, o.InsuranceOrderID, o.CashOrderID, o.ResponseContent,
 			o.Step, o.Attempt, ms(o.TimeEnd), ms(now), o.ID, o.Version)
-		if err != nil {
+		if err := swapped(res, err); err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
+		if err := insertTransfers(ctx, tx, fmt.Sprintf("%s-%d", o.MedTransID, o.Version), o.ID, 0, ch.Transfers, now); err != nil {
 			return err
-		} else if n != 1 {
-			return medpay.ErrConflict
-		}
-		for i, t := range ch.Transfers {
-			if err := insertTransfer(ctx, tx, fmt.Sprintf("%s-%d-%d", o.MedTransID, o.Version, i), o.ID, 0, t, now); err != nil {
-				return err
-			}
 		}
 		if ch.Also != nil {
 			return ch.Also(tx)
@@ -182,11 +173,42 @@ func (s *Store) UpdateOrder(ctx context.Context, o *medpay.Order, ch OrderChange
 	return err
 }
 
-func insertTransfer(ctx context.Context, tx *sql.Tx, transfer string, orderID, refundID int64, t medpay.Transfer, now time.Time) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries (transfer, order_id, refund_id, account, amount, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6), ($1, $2, $3, $7, $8, $6)`,
-		transfer, orderID, refundID, t.From, -t.Amount, ms(now), t.To, t.Amount)
-	return err
+// checkTransfers rejects a change with an invalid transfer before anything is written.
+func checkTransfers(ts []medpay.Transfer) error {
+	for _, t := range ts {
+		if err := t.Check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// swapped turns a compare-and-swap UPDATE's result into medpay.ErrConflict when no row matched.
+func swapped(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n != 1 {
+		return medpay.ErrConflict
+	}
+	return nil
+}
+
+// insertTransfers writes each transfer as its two ledger entries, named prefix-i.
+func insertTransfers(ctx context.Context, tx *sql.Tx, prefix string, orderID, refundID int64, ts []medpay.Transfer, now time.Time) error {
+	for i, t := range ts {
+		_, err := tx.ExecContext(ctx, `INSERT INTO ledger_entries (transfer, order_id, refund_id, account, amount, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6), ($1, $2, $3, $7, $8, $6)`,
+			fmt.Sprintf("%s-%d", prefix, i), orderID, refundID, t.From, -t.Amount, ms(now), t.To, t.Amount)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Balance is the sum of an account's ledger entries.

@@ -142,10 +142,8 @@ func (s *Store) UpdateRefund(ctx context.Context, r *medpay.Refund, ch RefundCha
 	if err := r.Check(); err != nil {
 		return err
 	}
-	for _, t := range ch.Transfers {
-		if err := t.Check(); err != nil {
-			return err
-		}
+	if err := checkTransfers(ch.Transfers); err != nil {
+		return err
 	}
 	now := s.Now()
 	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
@@ -154,18 +152,11 @@ func (s *Store) UpdateRefund(ctx context.Context, r *medpay.Refund, ch RefundCha
 			success_time = $10, updated_at = $11, version = version + 1 WHERE id = $12 AND version = $13`,
 			r.HifpRefund, r.AcctRefund, r.State, r.CashStatus, r.InsuranceStatus, r.StatusDesc, r.Step, r.BureauRefundID,
 			r.CashRefundID, ms(r.SuccessTime), ms(now), r.ID, r.Version)
-		if err != nil {
+		if err := swapped(res, err); err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
+		if err := insertTransfers(ctx, tx, fmt.Sprintf("%s-%d", r.MedRefundID, r.Version), r.OrderID, r.ID, ch.Transfers, now); err != nil {
 			return err
-		} else if n != 1 {
-			return medpay.ErrConflict
-		}
-		for i, t := range ch.Transfers {
-			if err := insertTransfer(ctx, tx, fmt.Sprintf("%s-%d-%d", r.MedRefundID, r.Version, i), r.OrderID, r.ID, t, now); err != nil {
-				return err
-			}
 		}
 		if o := ch.Order; o != nil {
 			if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = $1, cash_status = $2, insurance_status = $3,
