@@ -1,6 +1,9 @@
 package medpay
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Amounts are int64 fen (分) everywhere: no floats near money.
 
@@ -12,3 +15,7 @@ func FormatYuan(fen int64) string {
 	}
 	return fmt.Sprintf("%s%d.%02d", sign, fen/100, fen%100)
 }
+
+// CST is China Standard Time (UTC+8, no daylight saving), the zone of every time on the wire, in
+// bills and in the bureau's calendar (annual accumulators, statements).
+var CST = time.FixedZone("CST", 8*3600)

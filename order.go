@@ -184,3 +184,7 @@ func (o *Order) RequestedInsurance() int64 {
 	v, _ := strconv.ParseInt(o.Fields["insurance_fee"], 10, 64)
 	return v
 }
+
+// PayerID names a payer across the platform — the cash wallet, the PIN lockout, the ledger's
+// payer_wallet account: the openid under its appid.
+func PayerID(appid, openid string) string { return appid + "/" + openid }

@@ -28,11 +28,9 @@ var header = []string{"交易时间", "公众账号ID", "商户号", "子商户�
 
 var summaryHeader = []string{"总交易单数", "总交易额", "总现金支付", "总医保支付", "总退款金额", "总现金退款", "总医保退款"}
 
-var cst = time.FixedZone("CST", 8*3600)
-
 // Day is the CST day [start, end) of a yyyyMMdd date.
 func Day(date string) (start, end time.Time, err error) {
-	start, err = time.ParseInLocation("20060102", date, cst)
+	start, err = time.ParseInLocation("20060102", date, medpay.CST)
 	if err != nil {
 		return start, end, err
 	}
@@ -97,7 +95,7 @@ func payer(o *medpay.Order) string {
 }
 
 func paymentRow(o *medpay.Order) []string {
-	return []string{o.TimeEnd.In(cst).Format("2006-01-02 15:04:05"), o.AppID, o.MchID, o.SubMchID, o.MedTransID,
+	return []string{o.TimeEnd.In(medpay.CST).Format("2006-01-02 15:04:05"), o.AppID, o.MchID, o.SubMchID, o.MedTransID,
 		o.HospOutTradeNo, payer(o), o.OrderType, fmt.Sprint(o.PayType), "SUCCESS", yuan(o.TotalFee), yuan(o.CashFee),
 		yuan(o.InsuranceFee), yuan(o.HifpPay), yuan(o.AcctPay), "", "", "0.00", "0.00", "", o.Body, o.Attach}
 }
@@ -106,7 +104,7 @@ func paymentRow(o *medpay.Order) []string {
 // counts each payment once, on the day it was paid; 统筹基金支付 and 个人账户支付 show the funds
 // the refund gave back, negative, for reconciliation with the bureau.
 func refundRow(o *medpay.Order, r *medpay.Refund) []string {
-	return []string{r.SuccessTime.In(cst).Format("2006-01-02 15:04:05"), o.AppID, o.MchID, o.SubMchID, o.MedTransID,
+	return []string{r.SuccessTime.In(medpay.CST).Format("2006-01-02 15:04:05"), o.AppID, o.MchID, o.SubMchID, o.MedTransID,
 		o.HospOutTradeNo, payer(o), o.OrderType, fmt.Sprint(o.PayType), "REFUND", yuan(o.TotalFee), "0.00", "0.00",
 		yuan(-r.HifpRefund), yuan(-r.AcctRefund), r.MedRefundID, r.HospOutRefund, yuan(r.CashRefundFee),
 		yuan(r.InsuranceRefundFee), r.State, o.Body, o.Attach}

@@ -5,8 +5,6 @@ import (
 	"hash/fnv"
 	"strings"
 	"time"
-
-	"github.com/medpay/medpay"
 )
 
 // Sandbox scenarios (bureau.md §6): how the bureau and the cash channel treat a test person.
@@ -194,13 +192,3 @@ func ValidIDNumber(s string) bool {
 	}
 	return s[17] == IDCheckDigit(s[:17])
 }
-
-// MaskIDNo masks an ID number for output and logs. It is medpay.MaskIDNo (first 3 and last 4
-// characters kept), so the platform masks the same way everywhere.
-func MaskIDNo(s string) string { return medpay.MaskIDNo(s) }
-
-// MaskCardNo masks a card number, keeping the last 4 characters (medpay.MaskCardNo).
-func MaskCardNo(s string) string { return medpay.MaskCardNo(s) }
-
-// MaskName keeps the first character of a name and masks the rest (medpay.MaskName): 张三丰 → 张**.
-func MaskName(s string) string { return medpay.MaskName(s) }

@@ -1,6 +1,8 @@
 package bureau
 
 import (
+	"github.com/medpay/medpay"
+
 	"strconv"
 	"strings"
 	"testing"
@@ -147,22 +149,22 @@ func TestValidIDNumber(t *testing.T) {
 func TestMasks(t *testing.T) {
 	t.Parallel()
 	id := "11010519491231002X"
-	if m := MaskIDNo(id); m == id || !strings.HasSuffix(m, "002X") || strings.Contains(m, "19491231") || len(m) != len(id) {
-		t.Errorf("MaskIDNo(%s) = %s", id, m)
+	if m := medpay.MaskIDNo(id); m == id || !strings.HasSuffix(m, "002X") || strings.Contains(m, "19491231") || len(m) != len(id) {
+		t.Errorf("medpay.MaskIDNo(%s) = %s", id, m)
 	}
 	tests := []struct{ got, want string }{
-		{MaskCardNo("C44030101"), "*****0101"},
-		{MaskCardNo("123"), "***"},
-		{MaskName("张三丰")[:len("张")], "张"},
-		{MaskName("李娜"), "李*"},
-		{MaskName(""), ""},
+		{medpay.MaskCardNo("C44030101"), "*****0101"},
+		{medpay.MaskCardNo("123"), "***"},
+		{medpay.MaskName("张三丰")[:len("张")], "张"},
+		{medpay.MaskName("李娜"), "李*"},
+		{medpay.MaskName(""), ""},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
 			t.Errorf("got %q, want %q", tt.got, tt.want)
 		}
 	}
-	if strings.Contains(MaskName("张三丰"), "三") {
+	if strings.Contains(medpay.MaskName("张三丰"), "三") {
 		t.Error("MaskName keeps more than the first character")
 	}
 }

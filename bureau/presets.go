@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/medpay/medpay"
 )
 
 // City presets (bureau.md §5): one embedded data file, presets.json, versioned by effective date.
@@ -31,7 +33,7 @@ const (
 
 // CST is China Standard Time (UTC+8, no daylight saving): effective dates, accumulator years,
 // statement days and setl_time are in this zone. A fixed zone needs no tzdata.
-var CST = time.FixedZone("CST", 8*60*60)
+var CST = medpay.CST
 
 // City is one entry of the coverage list.
 type City struct {

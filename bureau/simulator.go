@@ -158,7 +158,7 @@ func checkPerson(p Person) error {
 	case p.PsnNo == "" || p.Name == "" || p.CardNo == "" || p.CityID == "":
 		return fmt.Errorf("bureau: person %q: psn_no, name, card_no and city_id are required", p.PsnNo)
 	case !ValidIDNumber(p.IDNo):
-		return fmt.Errorf("bureau: person %s: invalid ID number %s", p.PsnNo, MaskIDNo(p.IDNo))
+		return fmt.Errorf("bureau: person %s: invalid ID number %s", p.PsnNo, medpay.MaskIDNo(p.IDNo))
 	case p.PsnType != PsnEmployee && p.PsnType != PsnRetiree && p.PsnType != PsnResident:
 		return fmt.Errorf("bureau: person %s: unknown psn_type %q", p.PsnNo, p.PsnType)
 	case p.Status != StatusActive && p.Status != StatusSuspended:
@@ -286,14 +286,14 @@ func (s *Simulator) VerifyIdentity(ctx context.Context, id medpay.Identity) (*me
 	}
 	p, err := s.PersonByIDNo(ctx, idNo)
 	if errors.Is(err, medpay.ErrNotFound) {
-		return nil, medpay.Errorf(medpay.ErrIdentityMismatch, "未查询到身份证号 %s 的参保登记信息", MaskIDNo(idNo))
+		return nil, medpay.Errorf(medpay.ErrIdentityMismatch, "未查询到身份证号 %s 的参保登记信息", medpay.MaskIDNo(idNo))
 	}
 	if err != nil {
 		return nil, err
 	}
 	switch {
 	case strings.TrimSpace(id.Name) != p.Name:
-		return nil, medpay.Errorf(medpay.ErrIdentityMismatch, "姓名与身份证号 %s 的参保登记信息不一致", MaskIDNo(idNo))
+		return nil, medpay.Errorf(medpay.ErrIdentityMismatch, "姓名与身份证号 %s 的参保登记信息不一致", medpay.MaskIDNo(idNo))
 	case strings.TrimSpace(id.CardNo) != p.CardNo:
 		return nil, medpay.Errorf(medpay.ErrIdentityMismatch, "社保卡号与参保登记信息不一致")
 	case strings.TrimSpace(id.CityID) != p.CityID:
@@ -351,7 +351,7 @@ func rejected(format string, args ...any) error {
 // compute applies the policy in force at now to req for person p (whose AcctBalance is current).
 func (s *Simulator) compute(ctx context.Context, q querier, p *Person, req medpay.SettleRequest, now time.Time) (*computed, error) {
 	if p.Status == StatusSuspended {
-		return nil, rejected("参保状态暂停，暂不能享受医保待遇（参保人 %s）", MaskName(p.Name))
+		return nil, rejected("参保状态暂停，暂不能享受医保待遇（参保人 %s）", medpay.MaskName(p.Name))
 	}
 	cityID := req.CityID
 	if cityID == "" {

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/url"
 	"strconv"
-	"time"
 
 	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/notify"
@@ -196,5 +195,3 @@ func (s *Server) closeOrder(ctx context.Context, c *call) (*wire.Message, error)
 	m.Set("med_trade_state", string(o.State))
 	return m, nil
 }
-
-var _ = time.Second

@@ -89,7 +89,7 @@ func (s *Server) setWalletScenario(ctx context.Context, appid, openid string, b 
 		}
 		declining = err == nil && p.Scenario == bureau.ScenarioCashDeclined
 	}
-	return s.cash.SetDeclining(ctx, appid+"/"+openid, declining)
+	return s.cash.SetDeclining(ctx, medpay.PayerID(appid, openid), declining)
 }
 
 // bindLink reads the link of the request's token and, when it cannot be used, answers a page

@@ -1,11 +1,7 @@
 package http_test
 
 import (
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -24,18 +20,7 @@ func TestBrowserBindCard(t *testing.T) {
 	h := env.Hospital(t)
 	token := env.Token(t, h)
 
-	var mu sync.Mutex
-	var returned url.Values
-	hospital := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/bound" {
-			mu.Lock()
-			returned = r.URL.Query()
-			mu.Unlock()
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write([]byte(`<html><body><h1 id="back">回到医院</h1></body></html>`))
-	}))
-	defer hospital.Close()
+	hospital := newHospitalPage(t, "/bound")
 
 	link := bindURL(t, env, h, token, "browser-binder", hospital.URL+"/bound?from=medpay")
 	p, _ := bureau.FindPerson("510100", bureau.ScenarioEmployee)
@@ -58,9 +43,7 @@ func TestBrowserBindCard(t *testing.T) {
 	}
 
 	br.Do(chromedp.SetValue("#id_no", p.IDNo), chromedp.SetValue("#city_id", p.CityID), chromedp.Click("#bind"), chromedp.WaitVisible("#back"))
-	mu.Lock()
-	got := returned
-	mu.Unlock()
+	got := hospital.Returned()
 	if got.Get("from") != "medpay" {
 		t.Fatalf("did not land on the hospital's url: %v", got)
 	}

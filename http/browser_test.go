@@ -13,6 +13,37 @@ import (
 	"github.com/medpay/medpay/internal/testenv"
 )
 
+// hospitalPage is the hospital's own page the payer is sent back to: it shows a heading #back and
+// remembers the query of the last visit to path.
+type hospitalPage struct {
+	URL  string
+	mu   sync.Mutex
+	last url.Values
+}
+
+func newHospitalPage(t *testing.T, path string) *hospitalPage {
+	h := &hospitalPage{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == path {
+			h.mu.Lock()
+			h.last = r.URL.Query()
+			h.mu.Unlock()
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(`<html><body><h1 id="back">回到医院</h1></body></html>`))
+	}))
+	t.Cleanup(srv.Close)
+	h.URL = srv.URL
+	return h
+}
+
+// Returned is the query of the last visit to the page's path.
+func (h *hospitalPage) Returned() url.Values {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.last
+}
+
 // TestBrowserPayment opens pay_url in Chromium, reads the split, enters the PIN and lands on the
 // hospital's return_url with the order's identifiers.
 func TestBrowserPayment(t *testing.T) {
@@ -22,18 +53,7 @@ func TestBrowserPayment(t *testing.T) {
 	h := env.Hospital(t)
 	token := env.Token(t, h)
 
-	var mu sync.Mutex
-	var returned url.Values
-	hospital := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/return" {
-			mu.Lock()
-			returned = r.URL.Query()
-			mu.Unlock()
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Write([]byte(`<html><body><h1 id="back">回到医院</h1></body></html>`))
-	}))
-	defer hospital.Close()
+	hospital := newHospitalPage(t, "/return")
 
 	env.Bind(t, h, "browser-payer", "440300", "acct_empty")
 	r := env.Call(t, "/payinsurance/unifiedorder", token, h.APIKey, testenv.OrderRequest(h, "browser-payer",
@@ -55,8 +75,7 @@ func TestBrowserPayment(t *testing.T) {
 		t.Fatalf("wrong-PIN message %q", msg)
 	}
 	br.Do(chromedp.SendKeys("#pin", "123456"), chromedp.Click("#confirm"), chromedp.WaitVisible("#back"))
-	mu.Lock()
-	defer mu.Unlock()
+	returned := hospital.Returned()
 	if returned.Get("from") != "medpay" || returned.Get("med_trans_id") != r.Get("med_trans_id") ||
 		returned.Get("med_trade_state") != "SUCCESS" || returned.Get("hosp_out_trade_no") == "" {
 		t.Fatalf("return_url query %v", returned)

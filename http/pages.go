@@ -97,7 +97,7 @@ func (s *Server) payConfirm(w http.ResponseWriter, r *http.Request) {
 	var pinErr *payment.PINError
 	switch {
 	case errors.As(err, &pinErr) && !pinErr.BlockedUntil.IsZero():
-		s.renderPay(w, http.StatusForbidden, o, "支付密码错误次数过多,请于 "+pinErr.BlockedUntil.In(cst).Format("15:04")+" 后再试。")
+		s.renderPay(w, http.StatusForbidden, o, "支付密码错误次数过多,请于 "+pinErr.BlockedUntil.In(medpay.CST).Format("15:04")+" 后再试。")
 		return
 	case errors.As(err, &pinErr):
 		s.renderPay(w, http.StatusForbidden, o, "支付密码错误,还可以尝试 "+itoa(pinErr.Remaining)+" 次。")

@@ -87,5 +87,3 @@ func requestID(ctx context.Context) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
-var cst = time.FixedZone("CST", 8*3600)

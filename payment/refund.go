@@ -251,7 +251,7 @@ func (s *Service) finishRefund(ctx context.Context, o *medpay.Order, r, next *me
 		return err
 	}
 	s.fault("refund_finished")
-	if s.Notify != nil {
+	if ch.Also != nil && s.Notify != nil {
 		s.Notify()
 	}
 	return nil
@@ -281,20 +281,7 @@ func SetRefundFields(m *wire.Message, o *medpay.Order, r *medpay.Refund) {
 }
 
 func (s *Service) refundNotification(ctx context.Context, o *medpay.Order, r *medpay.Refund) (*notify.Notification, error) {
-	signer, err := s.Store.MerchantByMchID(ctx, o.MchID)
-	if err != nil {
-		return nil, fmt.Errorf("notification signer %s: %w", o.MchID, err)
-	}
-	id := r.MedRefundID + "-REFUND"
-	m := wire.NewMessage()
-	SetEnvelope(m, o.AppID, o.MchID, o.SubAppID, o.SubMchID)
-	m.Set("notify_type", "REFUND")
-	m.Set("notify_id", id)
-	SetRefundFields(m, o, r)
-	if err := wire.SignInPlace(m, signer.APIKey); err != nil {
-		return nil, err
-	}
-	return &notify.Notification{NotifyID: id, Kind: "REFUND", MerchantID: o.MerchantID, OrderID: o.ID, RefundID: r.ID, URL: o.NotifyURL, Body: m.Bytes()}, nil
+	return s.notification(ctx, o, "REFUND", r.MedRefundID+"-REFUND", r.ID, func(m *wire.Message) { SetRefundFields(m, o, r) })
 }
 
 // RecoverRefunds resumes up to limit refunds left mid-saga whose last change is older than before.

@@ -27,10 +27,7 @@ func (e *PINError) Error() string {
 }
 
 // PayerKey names the payer for the cash channel and the PIN lockout.
-func PayerKey(o *medpay.Order) string {
-	appid, openid := o.Payer()
-	return appid + "/" + openid
-}
+func PayerKey(o *medpay.Order) string { return medpay.PayerID(o.Payer()) }
 
 // Confirm is the payer's confirmation of an order with the PIN: the same path for the payment
 // page and the sandbox API. It runs the saga as far as it can go now and returns the order;
@@ -171,7 +168,7 @@ func (s *Service) settle(ctx context.Context, o *medpay.Order) error {
 			// Settled or not, nobody can tell: undo it (冲正) so that nothing stays taken.
 			s.log().Warn("settlement outcome unknown, reversing", "med_trans_id", o.MedTransID, "err", err)
 			next := *o
-			next.Step, next.StatusDesc = medpay.StepReverse, "医保结算结果未知,正在冲正"
+			next.Step, next.StatusDesc = medpay.StepReverse, descReversingUnknown
 			return s.save(ctx, o, &next, sqlstore.OrderChange{})
 		}
 	}
@@ -249,6 +246,10 @@ func (s *Service) charge(ctx context.Context, o *medpay.Order) error {
 	return s.finish(ctx, o, &next, medpay.StateSuccess, "支付成功", []medpay.Transfer{t})
 }
 
+// descReversingUnknown is the status of an order whose settlement's outcome is unknown while it
+// is being reversed.
+const descReversingUnknown = "医保结算结果未知,正在冲正"
+
 func (s *Service) reverse(ctx context.Context, o *medpay.Order) error {
 	if err := s.Bureau.Reverse(ctx, o.SettleSerial()); err != nil {
 		return fmt.Errorf("bureau reverse %s: %w", o.SettleSerial(), err)
@@ -263,8 +264,9 @@ func (s *Service) reverse(ctx context.Context, o *medpay.Order) error {
 	if next.CashStatus != medpay.LegNoPay {
 		next.CashStatus = medpay.LegClosed
 	}
+	// The reason for reversing was recorded when the order moved to the reverse step.
 	desc := o.StatusDesc
-	if desc == "" || desc == "支付中" || desc == "医保结算结果未知,正在冲正" {
+	if desc == descReversingUnknown {
 		desc = "医保结算超时,已冲正,未扣款"
 	}
 	return s.finish(ctx, o, &next, medpay.StatePayError, desc, nil)
@@ -309,20 +311,28 @@ func (s *Service) save(ctx context.Context, o, next *medpay.Order, ch sqlstore.O
 
 // payNotification builds the signed PAY notification of an order in its final state.
 func (s *Service) payNotification(ctx context.Context, o *medpay.Order) (*notify.Notification, error) {
-	signer, err := s.Store.MerchantByMchID(ctx, o.MchID) // the provider's key in provider mode
+	return s.notification(ctx, o, "PAY", fmt.Sprintf("%s-%s", o.MedTransID, o.State), 0,
+		func(m *wire.Message) { SetOrderFields(m, o) })
+}
+
+// notification builds a signed notification of kind (PAY, REFUND) about order o, its body the
+// envelope, notify_type, notify_id and the fields fill writes. It is signed with the key of the
+// merchant named by mch_id: the provider's in provider mode.
+func (s *Service) notification(ctx context.Context, o *medpay.Order, kind, id string, refundID int64, fill func(m *wire.Message)) (*notify.Notification, error) {
+	signer, err := s.Store.MerchantByMchID(ctx, o.MchID)
 	if err != nil {
 		return nil, fmt.Errorf("notification signer %s: %w", o.MchID, err)
 	}
-	id := fmt.Sprintf("%s-%s", o.MedTransID, o.State)
 	m := wire.NewMessage()
 	SetEnvelope(m, o.AppID, o.MchID, o.SubAppID, o.SubMchID)
-	m.Set("notify_type", "PAY")
+	m.Set("notify_type", kind)
 	m.Set("notify_id", id)
-	SetOrderFields(m, o)
+	fill(m)
 	if err := wire.SignInPlace(m, signer.APIKey); err != nil {
 		return nil, err
 	}
-	return &notify.Notification{NotifyID: id, Kind: "PAY", MerchantID: o.MerchantID, OrderID: o.ID, URL: o.NotifyURL, Body: m.Bytes()}, nil
+	return &notify.Notification{NotifyID: id, Kind: kind, MerchantID: o.MerchantID, OrderID: o.ID, RefundID: refundID,
+		URL: o.NotifyURL, Body: m.Bytes()}, nil
 }
 
 // RecoverOnce finishes or undoes up to limit orders left mid-saga whose last change is older

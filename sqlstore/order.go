@@ -112,18 +112,28 @@ func (s *Store) OrdersExpired(ctx context.Context, now time.Time, limit int) ([]
 }
 
 func (s *Store) orderList(ctx context.Context, where string, args ...any) ([]*medpay.Order, error) {
-	rows, err := s.db.sql.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE `+where, args...)
+	return queryAll(ctx, s.db.sql, scanOrder, `SELECT `+orderColumns+` FROM orders WHERE `+where, args...)
+}
+
+// rowsQuerier is what *sql.DB and *sql.Tx have in common for queries returning rows.
+type rowsQuerier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// queryAll runs query and scans each row with scan.
+func queryAll[T any](ctx context.Context, q rowsQuerier, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []*medpay.Order
+	var out []T
 	for rows.Next() {
-		o, err := scanOrder(rows)
+		v, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, o)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }

@@ -36,23 +36,8 @@ func scanRefund(row scanner) (*medpay.Refund, error) {
 	return &r, nil
 }
 
-func (s *Store) refundList(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, where string, args ...any) ([]*medpay.Refund, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+refundColumns+` FROM refunds WHERE `+where, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*medpay.Refund
-	for rows.Next() {
-		r, err := scanRefund(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+func (s *Store) refundList(ctx context.Context, q rowsQuerier, where string, args ...any) ([]*medpay.Refund, error) {
+	return queryAll(ctx, q, scanRefund, `SELECT `+refundColumns+` FROM refunds WHERE `+where, args...)
 }
 
 // CreateRefund claims a refund of order orderID: inside one transaction that holds the order's row
@@ -198,10 +183,14 @@ func (s *Store) RefundsSucceededBetween(ctx context.Context, merchantID int64, f
 		return nil, err
 	}
 	out := make([]OrderRefund, 0, len(refunds))
+	orders := map[int64]*medpay.Order{} // an order with several refunds is read once
 	for _, r := range refunds {
-		o, err := s.OrderByRowID(ctx, r.OrderID)
-		if err != nil {
-			return nil, err
+		o := orders[r.OrderID]
+		if o == nil {
+			if o, err = s.OrderByRowID(ctx, r.OrderID); err != nil {
+				return nil, err
+			}
+			orders[r.OrderID] = o
 		}
 		out = append(out, OrderRefund{Order: o, Refund: r})
 	}

@@ -6,10 +6,12 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/medpay/medpay"
 )
 
 // CST is China Standard Time, the zone of every wire time (fixed UTC+8, no DST).
-var CST = time.FixedZone("CST", 8*3600)
+var CST = medpay.CST
 
 // timeLayout is yyyyMMddHHmmss.
 const timeLayout = "20060102150405"

@@ -26,11 +26,10 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
-	cst := time.FixedZone("CST", 8*3600)
-	now := time.Now().In(cst)
-	day := time.Date(now.Year(), now.Month(), now.Day()-1, 0, 0, 0, 0, cst)
+	now := time.Now().In(medpay.CST)
+	day := time.Date(now.Year(), now.Month(), now.Day()-1, 0, 0, 0, 0, medpay.CST)
 	if *date != "" {
-		d, err := time.ParseInLocation("20060102", *date, cst)
+		d, err := time.ParseInLocation("20060102", *date, medpay.CST)
 		if err != nil {
 			return fmt.Errorf("--date %q: want yyyyMMdd", *date)
 		}
