@@ -231,17 +231,9 @@ func (s *Service) saveRefund(ctx context.Context, r, next *medpay.Refund, ch sql
 func (s *Service) finishRefund(ctx context.Context, o *medpay.Order, r, next *medpay.Refund, ts []medpay.Transfer) error {
 	now := s.now()
 	next.State, next.Step, next.StatusDesc, next.SuccessTime = medpay.RefundSuccess, "", "退款成功", now
-	ord := *o
-	ord.State, ord.StatusDesc = medpay.StateRefund, "转入退款"
-	if next.CashRefundFee > 0 {
-		ord.CashStatus = medpay.LegRefund
-	}
-	if next.InsuranceRefundFee > 0 {
-		ord.InsuranceStatus = medpay.LegRefund
-	}
-	ch := sqlstore.RefundChange{Transfers: ts, Order: &ord}
+	ch := sqlstore.RefundChange{Transfers: ts, OrderRefunded: true}
 	if o.NotifyURL != "" {
-		n, err := s.refundNotification(ctx, &ord, next)
+		n, err := s.refundNotification(ctx, o, next)
 		if err != nil {
 			return err
 		}

@@ -116,10 +116,11 @@ func (s *Store) RefundsToRecover(ctx context.Context, before time.Time, limit in
 // RefundChange is one transition of a refund and what it causes, committed together.
 type RefundChange struct {
 	Transfers []medpay.Transfer
-	// Order, when set, is written too (unconditionally: refunds of one order may finish in any
-	// order, and each only moves the order further into REFUND).
-	Order *medpay.Order
-	Also  func(tx *sql.Tx) error
+	// OrderRefunded moves the refund's order to REFUND, and each leg the refund gives back to
+	// REFUND. Refunds of one order may finish in any order and concurrently, so the statement
+	// only ever raises the order's statuses and never writes a copy read earlier.
+	OrderRefunded bool
+	Also          func(tx *sql.Tx) error
 }
 
 // UpdateRefund writes r if the row still has r.Version, with ch's effects, in one transaction.
@@ -143,10 +144,12 @@ func (s *Store) UpdateRefund(ctx context.Context, r *medpay.Refund, ch RefundCha
 		if err := insertTransfers(ctx, tx, fmt.Sprintf("%s-%d", r.MedRefundID, r.Version), r.OrderID, r.ID, ch.Transfers, now); err != nil {
 			return err
 		}
-		if o := ch.Order; o != nil {
-			if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = $1, cash_status = $2, insurance_status = $3,
-				status_desc = $4, updated_at = $5, version = version + 1 WHERE id = $6`,
-				string(o.State), o.CashStatus, o.InsuranceStatus, o.StatusDesc, ms(now), o.ID); err != nil {
+		if ch.OrderRefunded {
+			if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = 'REFUND', status_desc = '转入退款',
+				cash_status = CASE WHEN $1 > 0 THEN 'REFUND' ELSE cash_status END,
+				insurance_status = CASE WHEN $2 > 0 THEN 'REFUND' ELSE insurance_status END,
+				updated_at = $3, version = version + 1 WHERE id = $4`,
+				r.CashRefundFee, r.InsuranceRefundFee, ms(now), r.OrderID); err != nil {
 				return err
 			}
 		}
