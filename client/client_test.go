@@ -90,10 +90,13 @@ func newClient(t *testing.T, env *testenv.Env, cfg client.Config) (*client.Clien
 // orderReq is a valid cash-only order for openid.
 func orderReq(h *testenv.Merchant, openid string) *client.UnifiedOrderRequest {
 	return &client.UnifiedOrderRequest{
-		OpenID: openid, OrderType: client.DiagPay, HospOutTradeNo: "H" + secret.RandomString(12, "0123456789"),
-		HospitalName: h.Name, Body: "门诊缴费", TotalFee: 10000, CashFee: 10000, InsuranceFee: 0,
-		AllowFeeChange: 1, PayType: client.PayCash, SpbillCreateIP: "10.1.2.3", NotifyURL: "http://127.0.0.1:1/notify",
-		CityID: "440300", SerialNo: "S1", OrgNo: "H44030000001", GmtOutCreate: time.Date(2026, 3, 2, 9, 0, 0, 0, wire.CST),
+		OrderFields: client.OrderFields{
+			OpenID: openid, OrderType: client.DiagPay, HospOutTradeNo: "H" + secret.RandomString(12, "0123456789"),
+			HospitalName: h.Name, Body: "门诊缴费", TotalFee: 10000, CashFee: 10000, InsuranceFee: 0,
+			AllowFeeChange: 1, PayType: client.PayCash, SpbillCreateIP: "10.1.2.3",
+			CityID: "440300", SerialNo: "S1", OrgNo: "H44030000001", GmtOutCreate: time.Date(2026, 3, 2, 9, 0, 0, 0, wire.CST),
+		},
+		NotifyURL: "http://127.0.0.1:1/notify",
 	}
 }
 

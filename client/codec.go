@@ -22,7 +22,7 @@ import (
 var timeType = reflect.TypeFor[time.Time]()
 
 type fieldInfo struct {
-	index     int
+	index     []int // path to the field, through embedded structs
 	name      string
 	omitEmpty bool
 }
@@ -35,12 +35,21 @@ func fieldsOf(t reflect.Type) []fieldInfo {
 	}
 	var out []fieldInfo
 	for i := range t.NumField() {
-		tag, ok := t.Field(i).Tag.Lookup("wire")
+		sf := t.Field(i)
+		tag, ok := sf.Tag.Lookup("wire")
+		if !ok && sf.Anonymous && sf.Type.Kind() == reflect.Struct {
+			// An embedded group of fields (OrderFields) is encoded as if declared here.
+			for _, inner := range fieldsOf(sf.Type) {
+				inner.index = append([]int{i}, inner.index...)
+				out = append(out, inner)
+			}
+			continue
+		}
 		if !ok || tag == "-" {
 			continue
 		}
 		name, opts, _ := strings.Cut(tag, ",")
-		out = append(out, fieldInfo{index: i, name: name, omitEmpty: opts == "omitempty"})
+		out = append(out, fieldInfo{index: []int{i}, name: name, omitEmpty: opts == "omitempty"})
 	}
 	fieldCache.Store(t, out)
 	return out
@@ -50,7 +59,7 @@ func fieldsOf(t reflect.Type) []fieldInfo {
 func encodeFields(m *wire.Message, v any) {
 	rv := reflect.ValueOf(v).Elem()
 	for _, f := range fieldsOf(rv.Type()) {
-		fv := rv.Field(f.index)
+		fv := rv.FieldByIndex(f.index)
 		switch fv.Kind() {
 		case reflect.String:
 			if s := fv.String(); s != "" {
@@ -88,7 +97,7 @@ func decodeFields(m *wire.Message, v any) error {
 		if s == "" {
 			continue
 		}
-		fv := rv.Field(f.index)
+		fv := rv.FieldByIndex(f.index)
 		switch fv.Kind() {
 		case reflect.String:
 			fv.SetString(s)

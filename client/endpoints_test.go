@@ -129,9 +129,10 @@ func TestMicroPay(t *testing.T) {
 		t.Fatalf("paycode: %d %+v", st, code)
 	}
 	o := orderReq(b.h, "code-payer")
-	req := &client.MicroPayRequest{AuthCode: code.AuthCode, OpenID: o.OpenID, OrderType: client.RegPay, HospOutTradeNo: o.HospOutTradeNo,
-		HospitalName: o.HospitalName, Body: "挂号费", TotalFee: 500, CashFee: 500, InsuranceFee: 0, AllowFeeChange: 1, PayType: client.PayCash,
-		SpbillCreateIP: o.SpbillCreateIP, CityID: o.CityID, SerialNo: o.SerialNo, OrgNo: o.OrgNo, GmtOutCreate: o.GmtOutCreate}
+	req := &client.MicroPayRequest{AuthCode: code.AuthCode, OrderFields: client.OrderFields{OpenID: o.OpenID, OrderType: client.RegPay,
+		HospOutTradeNo: o.HospOutTradeNo, HospitalName: o.HospitalName, Body: "挂号费", TotalFee: 500, CashFee: 500, InsuranceFee: 0,
+		AllowFeeChange: 1, PayType: client.PayCash, SpbillCreateIP: o.SpbillCreateIP, CityID: o.CityID, SerialNo: o.SerialNo,
+		OrgNo: o.OrgNo, GmtOutCreate: o.GmtOutCreate}}
 	paid, err := b.c.MicroPay(ctx, req)
 	if err != nil {
 		t.Fatal(err)

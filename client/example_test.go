@@ -65,23 +65,25 @@ func ExampleNew_serviceProvider() {
 func ExampleClient_UnifiedOrder() {
 	c := exampleClient()
 	resp, err := c.UnifiedOrder(context.Background(), &client.UnifiedOrderRequest{
-		OpenID:         "o-payer-openid",
-		OrderType:      client.DiagPay,
-		HospOutTradeNo: "H20260302001",
-		HospitalName:   "深圳市人民医院",
-		Body:           "门诊缴费",
-		TotalFee:       6500, // fen
-		CashFee:        1000,
-		InsuranceFee:   5500,
-		AllowFeeChange: 1, // take the bureau's split
-		PayType:        client.PayCashInsurance,
-		SpbillCreateIP: "203.0.113.7",
-		NotifyURL:      "https://his.example.com/medpay/notify",
-		ReturnURL:      "https://his.example.com/medpay/return",
-		CityID:         "440300",
-		SerialNo:       "S20260302001",
-		OrgNo:          "H44030000001",
-		GmtOutCreate:   time.Now(),
+		OrderFields: client.OrderFields{
+			OpenID:         "o-payer-openid",
+			OrderType:      client.DiagPay,
+			HospOutTradeNo: "H20260302001",
+			HospitalName:   "深圳市人民医院",
+			Body:           "门诊缴费",
+			TotalFee:       6500, // fen
+			CashFee:        1000,
+			InsuranceFee:   5500,
+			AllowFeeChange: 1, // take the bureau's split
+			PayType:        client.PayCashInsurance,
+			SpbillCreateIP: "203.0.113.7",
+			CityID:         "440300",
+			SerialNo:       "S20260302001",
+			OrgNo:          "H44030000001",
+			GmtOutCreate:   time.Now(),
+		},
+		NotifyURL: "https://his.example.com/medpay/notify",
+		ReturnURL: "https://his.example.com/medpay/return",
 	})
 	switch {
 	case client.IsCode(err, "511"):
@@ -150,21 +152,23 @@ func ExampleClient_QueryRefund() {
 func ExampleClient_MicroPay() {
 	c := exampleClient()
 	o, err := c.MicroPay(context.Background(), &client.MicroPayRequest{
-		AuthCode:       "the scanned payment code",
-		OpenID:         "o-payer-openid",
-		OrderType:      client.RegPay,
-		HospOutTradeNo: "H20260302002",
-		HospitalName:   "深圳市人民医院",
-		Body:           "挂号费",
-		TotalFee:       2500,
-		CashFee:        500,
-		InsuranceFee:   2000,
-		AllowFeeChange: 1,
-		PayType:        client.PayCashInsurance,
-		SpbillCreateIP: "203.0.113.7",
-		SerialNo:       "S20260302002",
-		OrgNo:          "H44030000001",
-		GmtOutCreate:   time.Now(),
+		AuthCode: "the scanned payment code",
+		OrderFields: client.OrderFields{
+			OpenID:         "o-payer-openid",
+			OrderType:      client.RegPay,
+			HospOutTradeNo: "H20260302002",
+			HospitalName:   "深圳市人民医院",
+			Body:           "挂号费",
+			TotalFee:       2500,
+			CashFee:        500,
+			InsuranceFee:   2000,
+			AllowFeeChange: 1,
+			PayType:        client.PayCashInsurance,
+			SpbillCreateIP: "203.0.113.7",
+			SerialNo:       "S20260302002",
+			OrgNo:          "H44030000001",
+			GmtOutCreate:   time.Now(),
+		},
 	})
 	if err != nil {
 		log.Fatal(err)

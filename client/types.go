@@ -48,6 +48,40 @@ const (
 // Every request struct has an Extra map: fields sent as they are, beside the typed ones (for a
 // field this version of the SDK does not know yet). They are signed like the others.
 
+// OrderFields are the fields of an order that unifiedorder and micropay share (wire-api.md §4.1).
+// Amounts are fen. In service-provider mode set SubOpenID instead of OpenID.
+type OrderFields struct {
+	OpenID             string    `wire:"openid"`
+	SubOpenID          string    `wire:"sub_openid"`
+	OrderType          string    `wire:"order_type"` // RegPay or DiagPay
+	HospOutTradeNo     string    `wire:"hosp_out_trade_no"`
+	HospitalName       string    `wire:"hospital_name"`
+	Body               string    `wire:"body"`
+	TotalFee           int64     `wire:"total_fee"`
+	CashFee            int64     `wire:"cash_fee"`
+	InsuranceFee       int64     `wire:"insurance_fee"`
+	CashAddFee         int64     `wire:"cash_add_fee,omitempty"`
+	CashAddWording     string    `wire:"cash_add_wording"`
+	CashReducedFee     int64     `wire:"cash_reduced_fee,omitempty"`
+	CashReducedWording string    `wire:"cash_reduced_wording"`
+	AllowFeeChange     int       `wire:"allow_fee_change"` // 0 or 1
+	PayType            int       `wire:"pay_type"`         // PayCash, PayInsurance, PayCashInsurance
+	SpbillCreateIP     string    `wire:"spbill_create_ip"`
+	CityID             string    `wire:"city_id"`
+	UserCardType       int       `wire:"user_card_type,omitempty"`
+	UserCardNo         string    `wire:"user_card_no"`
+	UserName           string    `wire:"user_name"`
+	SerialNo           string    `wire:"serial_no"`
+	OrgNo              string    `wire:"org_no"`
+	GmtOutCreate       time.Time `wire:"gmt_out_create"` // required: the HIS order time
+	RequestContent     string    `wire:"request_content"`
+	BillNo             string    `wire:"bill_no"`
+	ChannelNo          string    `wire:"channel_no"`
+	IsDept             string    `wire:"is_dept"`
+	Attach             string    `wire:"attach"`
+	TimeExpire         time.Time `wire:"time_expire"`
+}
+
 // UnifiedOrderRequest places a registration (RegPay) or clinic (DiagPay) payment order
 // (wire-api.md §4.1). Amounts are fen. In service-provider mode set SubOpenID instead of OpenID.
 //
@@ -55,38 +89,10 @@ const (
 // HospOutTradeNo and, with the same fields, answers with the same order. Keep GmtOutCreate (and
 // every other field) unchanged between attempts.
 type UnifiedOrderRequest struct {
-	OpenID             string            `wire:"openid"`
-	SubOpenID          string            `wire:"sub_openid"`
-	OrderType          string            `wire:"order_type"` // RegPay or DiagPay
-	HospOutTradeNo     string            `wire:"hosp_out_trade_no"`
-	HospitalName       string            `wire:"hospital_name"`
-	Body               string            `wire:"body"`
-	TotalFee           int64             `wire:"total_fee"`
-	CashFee            int64             `wire:"cash_fee"`
-	InsuranceFee       int64             `wire:"insurance_fee"`
-	CashAddFee         int64             `wire:"cash_add_fee,omitempty"`
-	CashAddWording     string            `wire:"cash_add_wording"`
-	CashReducedFee     int64             `wire:"cash_reduced_fee,omitempty"`
-	CashReducedWording string            `wire:"cash_reduced_wording"`
-	AllowFeeChange     int               `wire:"allow_fee_change"` // 0 or 1
-	PayType            int               `wire:"pay_type"`         // PayCash, PayInsurance, PayCashInsurance
-	SpbillCreateIP     string            `wire:"spbill_create_ip"`
-	NotifyURL          string            `wire:"notify_url"`
-	ReturnURL          string            `wire:"return_url"`
-	CityID             string            `wire:"city_id"`
-	UserCardType       int               `wire:"user_card_type,omitempty"`
-	UserCardNo         string            `wire:"user_card_no"`
-	UserName           string            `wire:"user_name"`
-	SerialNo           string            `wire:"serial_no"`
-	OrgNo              string            `wire:"org_no"`
-	GmtOutCreate       time.Time         `wire:"gmt_out_create"` // required: the HIS order time
-	RequestContent     string            `wire:"request_content"`
-	BillNo             string            `wire:"bill_no"`
-	ChannelNo          string            `wire:"channel_no"`
-	IsDept             string            `wire:"is_dept"`
-	Attach             string            `wire:"attach"`
-	TimeExpire         time.Time         `wire:"time_expire"`
-	Extra              map[string]string // more fields, signed and sent as given ("" removes one)
+	OrderFields
+	NotifyURL string            `wire:"notify_url"`
+	ReturnURL string            `wire:"return_url"`
+	Extra     map[string]string // more fields, signed and sent as given ("" removes one)
 }
 
 // UnifiedOrderResponse is the answer to UnifiedOrder: the figures the payer will be asked for
@@ -201,37 +207,9 @@ type QueryRefundRequest struct {
 // payer's scanned AuthCode. The answer is the order; when its MedTradeState is USERPAYING the
 // payer must still confirm and the caller polls QueryOrder.
 type MicroPayRequest struct {
-	AuthCode           string            `wire:"auth_code"`
-	OpenID             string            `wire:"openid"`
-	SubOpenID          string            `wire:"sub_openid"`
-	OrderType          string            `wire:"order_type"`
-	HospOutTradeNo     string            `wire:"hosp_out_trade_no"`
-	HospitalName       string            `wire:"hospital_name"`
-	Body               string            `wire:"body"`
-	TotalFee           int64             `wire:"total_fee"`
-	CashFee            int64             `wire:"cash_fee"`
-	InsuranceFee       int64             `wire:"insurance_fee"`
-	CashAddFee         int64             `wire:"cash_add_fee,omitempty"`
-	CashAddWording     string            `wire:"cash_add_wording"`
-	CashReducedFee     int64             `wire:"cash_reduced_fee,omitempty"`
-	CashReducedWording string            `wire:"cash_reduced_wording"`
-	AllowFeeChange     int               `wire:"allow_fee_change"`
-	PayType            int               `wire:"pay_type"`
-	SpbillCreateIP     string            `wire:"spbill_create_ip"`
-	CityID             string            `wire:"city_id"`
-	UserCardType       int               `wire:"user_card_type,omitempty"`
-	UserCardNo         string            `wire:"user_card_no"`
-	UserName           string            `wire:"user_name"`
-	SerialNo           string            `wire:"serial_no"`
-	OrgNo              string            `wire:"org_no"`
-	GmtOutCreate       time.Time         `wire:"gmt_out_create"`
-	RequestContent     string            `wire:"request_content"`
-	BillNo             string            `wire:"bill_no"`
-	ChannelNo          string            `wire:"channel_no"`
-	IsDept             string            `wire:"is_dept"`
-	Attach             string            `wire:"attach"`
-	TimeExpire         time.Time         `wire:"time_expire"`
-	Extra              map[string]string // more fields, signed and sent as given ("" removes one)
+	AuthCode string `wire:"auth_code"`
+	OrderFields
+	Extra map[string]string // more fields, signed and sent as given ("" removes one)
 }
 
 // GetMedInfoRequest asks for the payer's bound card (wire-api.md §4.7).

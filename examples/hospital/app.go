@@ -199,10 +199,13 @@ func (a *App) pay(kind string) http.HandlerFunc {
 		no := fmt.Sprintf("%s%s%04d", map[string]string{client.RegPay: "REG", client.DiagPay: "DIAG"}[kind], now.In(wire.CST).Format("20060102150405"), a.seq)
 		a.mu.Unlock()
 		req := &client.UnifiedOrderRequest{
-			OpenID: openid, OrderType: kind, HospOutTradeNo: no, HospitalName: a.cfg.HospitalName, Body: svc.title,
-			TotalFee: svc.total, CashFee: svc.cash, InsuranceFee: svc.insurance, AllowFeeChange: 1, PayType: client.PayCashInsurance,
-			SpbillCreateIP: clientIP(r), NotifyURL: a.cfg.PublicURL + "/notify", ReturnURL: a.cfg.PublicURL + "/return?order=" + url.QueryEscape(no),
-			CityID: a.cfg.CityID, SerialNo: no[len(no)-min(len(no), 20):], OrgNo: a.cfg.OrgNo, GmtOutCreate: now, RequestContent: svc.requestContent,
+			OrderFields: client.OrderFields{
+				OpenID: openid, OrderType: kind, HospOutTradeNo: no, HospitalName: a.cfg.HospitalName, Body: svc.title,
+				TotalFee: svc.total, CashFee: svc.cash, InsuranceFee: svc.insurance, AllowFeeChange: 1, PayType: client.PayCashInsurance,
+				SpbillCreateIP: clientIP(r), CityID: a.cfg.CityID, SerialNo: no[len(no)-min(len(no), 20):], OrgNo: a.cfg.OrgNo,
+				GmtOutCreate: now, RequestContent: svc.requestContent,
+			},
+			NotifyURL: a.cfg.PublicURL + "/notify", ReturnURL: a.cfg.PublicURL + "/return?order=" + url.QueryEscape(no),
 		}
 		resp, err := a.cfg.Client.UnifiedOrder(r.Context(), req)
 		if err != nil {
