@@ -59,3 +59,5 @@ func mustTime(t testing.TB, s string) time.Time {
 	}
 	return tm
 }
+
+func hexString(b []byte) string { return hex.EncodeToString(b) }
