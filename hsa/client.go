@@ -90,12 +90,12 @@ func (c *Client) Call(ctx context.Context, route string, data any, out any) erro
 	}
 	resp, err := httpClient.Do(hreq)
 	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrNoAnswer, route, err)
+		return fmt.Errorf("%w: %s: %w", ErrNoAnswer, route, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
 	if err != nil {
-		return fmt.Errorf("%w: %s: reading the answer: %v", ErrNoAnswer, route, err)
+		return fmt.Errorf("%w: %s: reading the answer: %w", ErrNoAnswer, route, err)
 	}
 	if len(raw) > maxAnswer {
 		return fmt.Errorf("%w: %s: answer over %d bytes", ErrNoAnswer, route, maxAnswer)
