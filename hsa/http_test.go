@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,7 +21,7 @@ type opFunc = func(ctx context.Context, inst *Institution, data json.RawMessage)
 
 // bureau is a Handler served over loopback, with one clock for both sides that tests can move.
 type bureau struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *httptest.Server
 	handler *Handler
 	calls   atomic.Int64 // times op ran
@@ -31,7 +32,7 @@ type bureau struct {
 	lastCT   string
 }
 
-func newBureau(t *testing.T, op opFunc) *bureau {
+func newBureau(t testing.TB, op opFunc) *bureau {
 	b := &bureau{t: t, op: op}
 	inst := instKey(t)
 	b.handler = &Handler{
@@ -105,24 +106,52 @@ func TestCallSuccess(t *testing.T) {
 	if b.lastPath != "/org/local/api/hos/pay_order" || b.lastCT != "application/json;charset=UTF-8" {
 		t.Fatalf("request went to %s as %s", b.lastPath, b.lastCT)
 	}
+
+	// A request whose data cleans away reaches the operation as no data at all.
+	b.op = func(_ context.Context, _ *Institution, data json.RawMessage) (any, error) {
+		if data != nil {
+			return nil, fmt.Errorf("data %s", data)
+		}
+		return nil, nil
+	}
+	var none map[string]any
+	if err := b.client().Call(context.Background(), "stmt_day", map[string]any{"orgCodg": ""}, &none); err != nil || none != nil {
+		t.Fatalf("empty request: %v %v", none, err)
+	}
 }
 
 func TestCallRefusal(t *testing.T) {
-	b := newBureau(t, func(context.Context, *Institution, json.RawMessage) (any, error) {
-		return map[string]any{"payOrdId": "ORD1", "ordStas": "4"}, &Refusal{Code: 2001, Message: "订单已结算"}
-	})
-	err := b.client().Call(context.Background(), "pay_order", settleRequest(), nil)
-	var r *Refusal
-	if !errors.As(err, &r) || errors.Is(err, ErrNoAnswer) {
-		t.Fatalf("err = %v, want a refusal", err)
+	for name, op := range map[string]opFunc{
+		"result": func(context.Context, *Institution, json.RawMessage) (any, error) {
+			return map[string]any{"payOrdId": "ORD1", "ordStas": "4"}, &Refusal{Code: 2001, Message: "订单已结算"}
+		},
+		"refusal's data": func(context.Context, *Institution, json.RawMessage) (any, error) {
+			return nil, fmt.Errorf("settle: %w", &Refusal{Code: 2001, Message: "订单已结算", Data: json.RawMessage(`{"payOrdId":"ORD1","ordStas":"4"}`)})
+		},
+	} {
+		b := newBureau(t, op)
+		err := b.client().Call(context.Background(), "pay_order", settleRequest(), nil)
+		var r *Refusal
+		if !errors.As(err, &r) || errors.Is(err, ErrNoAnswer) {
+			t.Fatalf("%s: err = %v, want a refusal", name, err)
+		}
+		if r.Code != 2001 || r.Message != "订单已结算" || string(r.Data) != `{"ordStas":"4","payOrdId":"ORD1"}` {
+			t.Fatalf("%s: refusal %+v %s", name, r, r.Data)
+		}
 	}
-	if r.Code != 2001 || r.Message != "订单已结算" || string(r.Data) != `{"ordStas":"4","payOrdId":"ORD1"}` {
-		t.Fatalf("refusal %+v %s", r, r.Data)
+	// Without data.
+	b := newBureau(t, func(context.Context, *Institution, json.RawMessage) (any, error) {
+		return nil, &Refusal{Code: 2002, Message: "无此订单"}
+	})
+	err := b.client().Call(context.Background(), "query_order_info", settleRequest(), nil)
+	var r *Refusal
+	if !errors.As(err, &r) || r.Code != 2002 || r.Data != nil {
+		t.Fatalf("err = %v", err)
 	}
 }
 
 // refused runs a call and wants an envelope refusal with code, fn never called.
-func refused(t *testing.T, b *bureau, c *Client, data any, code int) {
+func refused(t testing.TB, b *bureau, c *Client, data any, code int) {
 	t.Helper()
 	before := b.calls.Load()
 	err := c.Call(context.Background(), "pay_order", data, nil)

@@ -141,8 +141,8 @@ func (h *Handler) replay() ReplayCache {
 
 // Serve opens the request and calls fn with the caller and its data (nil when the request has
 // none). fn's result is sealed into the answer, code 0 and success true; when fn returns a
-// *Refusal, into a refusal with that code and message (with encrypted data when the result is
-// not nil). A request that does not open is refused with a signed envelope refusal and fn is not
+// *Refusal, into a refusal with that code and message (with encrypted data when the result, or
+// else the Refusal's Data, is not nil). A request that does not open is refused with a signed envelope refusal and fn is not
 // called. Any other error of fn is an internal error: HTTP 500, code 1500, logged.
 func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, fn func(ctx context.Context, inst *Institution, data json.RawMessage) (any, error)) {
 	if r.Method != http.MethodPost {
@@ -232,6 +232,9 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, fn func(ctx cont
 	switch {
 	case errors.As(err, &refusal):
 		ans = &Answer{Code: refusal.Code, Message: refusal.Message}
+		if result == nil && refusal.Data != nil {
+			result = refusal.Data
+		}
 	case err != nil:
 		h.internal(w, env.AppID, "operation", err)
 		return
