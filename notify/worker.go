@@ -256,6 +256,7 @@ func (w *Worker) dispatch(ctx context.Context, now time.Time, wg *sync.WaitGroup
 	w.mu.Unlock()
 	if len(release) > 0 {
 		w.release(ctx, release)
+		w.log.Debug("notify: destination busy, rows given back", "rows", len(release))
 	}
 	for _, q := range queues {
 		w.wg.Add(1)
@@ -474,9 +475,11 @@ func (w *Worker) deliver(ctx context.Context, now time.Time, elapsed time.Durati
 
 // post sends j's body and judges the answer.
 func (w *Worker) post(ctx context.Context, j job) (res result) {
+	// The latency clock starts before the deadline is set, so a timed-out attempt never measures
+	// less than the timeout.
+	start := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
 	defer cancel()
-	start := time.Now()
 	defer func() {
 		res.latency = time.Since(start)
 		res.err = clean(res.err, 1024)
