@@ -38,7 +38,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	dsn := fs.String("db", "medpay.db", "database: SQLite file, or a postgres:// URL")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	baseURL := fs.String("base-url", "", "public URL used in pay_url, code_url, bind_url (default http://<addr>)")
-	sandbox := fs.String("sandbox", "", "true/false: test persons, /sandbox/*, banner on payer pages (default: on for SQLite, off for PostgreSQL)")
+	var sandbox optBool
+	fs.Var(&sandbox, "sandbox", "test persons, /sandbox/*, banner on payer pages (default: on for SQLite, off for PostgreSQL; --sandbox=false to turn off)")
 	serverKey := fs.String("server-key", "", "64 hex characters sealing API keys (default for SQLite: a file beside the database)")
 	payAppID := fs.String("pay-appid", "wxmedpay0000000001", "pay_appid returned by unifiedorder (the payment mini-program)")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (serve HTTPS)")
@@ -58,16 +59,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(logger)
 
-	isSandbox := !sqlstore.IsPostgres(*dsn)
-	switch strings.ToLower(*sandbox) {
-	case "":
-	case "true", "1", "on", "yes":
-		isSandbox = true
-	case "false", "0", "off", "no":
-		isSandbox = false
-	default:
-		return fmt.Errorf("--sandbox must be true or false, not %q", *sandbox)
-	}
+	isSandbox := sandbox.or(!sqlstore.IsPostgres(*dsn))
 	if *baseURL == "" {
 		scheme := "http"
 		if *tlsCert != "" {
