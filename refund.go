@@ -77,7 +77,7 @@ func (r *Refund) CashSerial() string { return r.MedRefundID + "-C" }
 
 // Check asserts the refund's money invariants.
 func (r *Refund) Check() error {
-	if r.CashRefundFee < 0 || r.InsuranceRefundFee < 0 || r.CashRefundFee+r.InsuranceRefundFee == 0 {
+	if !FeeInRange(r.CashRefundFee, r.InsuranceRefundFee, r.HifpRefund, r.AcctRefund) || r.CashRefundFee+r.InsuranceRefundFee == 0 {
 		return fmt.Errorf("refund %s: amounts %d + %d", r.MedRefundID, r.CashRefundFee, r.InsuranceRefundFee)
 	}
 	if r.InsuranceStatus == RefundLegSuccess && r.HifpRefund+r.AcctRefund != r.InsuranceRefundFee {

@@ -14,7 +14,7 @@ func (s *Server) refund(ctx context.Context, c *call) (*wire.Message, error) {
 	f := wire.NewFields(c.req)
 	no := f.String("hosp_out_refund_no", 64, true)
 	part := f.Enum("part_refund_type", false, medpay.PartCashOnly, medpay.PartInsuranceOnly)
-	cashFee, hasCash := f.OptUint64("cash_refund_fee")
+	cashFee, hasCash := f.UintMax("cash_refund_fee", false, medpay.MaxFee)
 	if c.req.Get("cash_refund_fee") != "" && (!hasCash || cashFee == 0 || part != medpay.PartCashOnly) {
 		f.Fail("cash_refund_fee", false) // only with CASH_ONLY, and above 0
 	}

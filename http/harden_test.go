@@ -1,0 +1,41 @@
+package http_test
+
+import (
+	"strconv"
+	"testing"
+
+	"github.com/medpay/medpay"
+	"github.com/medpay/medpay/internal/testenv"
+)
+
+// TestAmountsCannotOverflow: cash_fee = insurance_fee = 2^62 wrapped around int64 and passed the
+// "legs exceed the total" check; amounts above medpay.MaxFee are now invalid at the edge.
+func TestAmountsCannotOverflow(t *testing.T) {
+	env, h, token := setup(t)
+	big := strconv.FormatInt(1<<62, 10)
+	for _, c := range []struct {
+		kv    []string
+		field string
+	}{
+		{[]string{"pay_type", "3", "total_fee", "10000", "cash_fee", big, "insurance_fee", big}, "cash_fee"},
+		{[]string{"pay_type", "3", "total_fee", big, "cash_fee", big, "insurance_fee", big}, "total_fee"},
+		{[]string{"pay_type", "1", "total_fee", itoa(medpay.MaxFee + 1), "cash_fee", itoa(medpay.MaxFee + 1), "insurance_fee", "0"}, "total_fee"},
+		{[]string{"cash_add_fee", big}, "cash_add_fee"},
+	} {
+		req := testenv.OrderRequest(h, "o-big", c.kv...)
+		resp, body := env.Post(t, "/payinsurance/unifiedorder", token, signed(t, req, h.APIKey))
+		protocolFail(t, resp, body, "参数格式校验错误 "+c.field+" is invalid")
+	}
+	// MaxFee itself is accepted.
+	r := env.Call(t, "/payinsurance/unifiedorder", token, h.APIKey, testenv.OrderRequest(h, "o-max",
+		"total_fee", itoa(medpay.MaxFee), "cash_fee", itoa(medpay.MaxFee)))
+	ok(t, r)
+	if r.Get("cash_fee") != itoa(medpay.MaxFee) {
+		t.Fatalf("cash_fee %s", r.Get("cash_fee"))
+	}
+	// A refund amount is bounded the same way.
+	req := testenv.Msg("appid", h.AppID, "mch_id", h.MchID, "med_trans_id", r.Get("med_trans_id"),
+		"hosp_out_refund_no", "R-big", "part_refund_type", "CASH_ONLY", "cash_refund_fee", big)
+	resp, body := env.Post(t, "/payinsurance/refund", token, signed(t, req, h.APIKey))
+	protocolFail(t, resp, body, "参数格式校验错误 cash_refund_fee is invalid")
+}
