@@ -1,10 +1,16 @@
 package http_test
 
 import (
+	"encoding/json"
+	"fmt"
+	"net/url"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/medpay/medpay"
+	medpayhttp "github.com/medpay/medpay/http"
 	"github.com/medpay/medpay/internal/testenv"
 )
 
@@ -38,4 +44,42 @@ func TestAmountsCannotOverflow(t *testing.T) {
 		"hosp_out_refund_no", "R-big", "part_refund_type", "CASH_ONLY", "cash_refund_fee", big)
 	resp, body := env.Post(t, "/payinsurance/refund", token, signed(t, req, h.APIKey))
 	protocolFail(t, resp, body, "参数格式校验错误 cash_refund_fee is invalid")
+}
+
+// TestGetCallbackIP: real clients call /cgi-bin/getcallbackip to check a cached token.
+func TestGetCallbackIP(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{Config: medpayhttp.Config{CallbackIPs: []string{"203.0.113.7", "2001:db8::7"}}})
+	h := env.Hospital(t)
+	token := env.Token(t, h)
+	get := func(q string) map[string]any {
+		t.Helper()
+		resp, err := env.Client.Get(env.URL + "/cgi-bin/getcallbackip" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Fatalf("%s: %d %s", q, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	out := get("?access_token=" + url.QueryEscape(token))
+	if fmt.Sprint(out["ip_list"]) != "[203.0.113.7 2001:db8::7]" || out["errcode"] != nil {
+		t.Fatalf("valid token: %v", out)
+	}
+	if out := get(""); out["errcode"] != float64(41001) {
+		t.Fatalf("no token: %v", out)
+	}
+	if out := get("?access_token=nope"); out["errcode"] != float64(40001) || out["ip_list"] != nil {
+		t.Fatalf("unknown token: %v", out)
+	}
+	env.Clock.Advance(medpay.TokenTTL + time.Second)
+	if out := get("?access_token=" + url.QueryEscape(token)); out["errcode"] != float64(40001) {
+		t.Fatalf("expired token: %v", out)
+	}
 }

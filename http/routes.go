@@ -18,6 +18,7 @@ func (s *Server) routes() http.Handler {
 	// Open API (wire-api.md).
 	mux.HandleFunc("GET /cgi-bin/token", s.cgiToken)
 	mux.HandleFunc("GET /payinsurance/gettoken", s.providerToken)
+	mux.HandleFunc("GET /cgi-bin/getcallbackip", s.callbackIP)
 	mux.Handle("/payinsurance/unifiedorder", s.api("unifiedorder", s.unifiedOrder, apiOpts{}))
 	mux.Handle("/payinsurance/queryorder", s.api("queryorder", s.queryOrder, apiOpts{}))
 	mux.Handle("/payinsurance/orderquery", s.api("queryorder", s.queryOrder, apiOpts{}))

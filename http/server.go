@@ -29,6 +29,8 @@ type Config struct {
 	// settles without the payer's PIN; above it the order waits USERPAYING for the payer to
 	// confirm. 0 means payment.DefaultNoPINLimit (1 000 元); negative asks for the PIN every time.
 	MicropayNoPINLimit int64
+	// CallbackIPs are the platform's egress addresses, answered by /cgi-bin/getcallbackip.
+	CallbackIPs []string
 }
 
 // Server is the platform's HTTP server.

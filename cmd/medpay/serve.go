@@ -48,6 +48,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	noPINLimit := fs.Int64("micropay-no-pin-limit", payment.DefaultNoPINLimit, "fen: a micropay (刷码付) up to this amount settles without the payer's PIN; above it the payer confirms with the PIN (0: always)")
 	var proxies listFlag
 	fs.Var(&proxies, "trusted-proxy", "address or CIDR of a proxy whose X-Forwarded-For is believed (repeatable)")
+	var callbackIPs listFlag
+	fs.Var(&callbackIPs, "callback-ip", "an egress address of the platform, answered by /cgi-bin/getcallbackip (repeatable)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
@@ -60,6 +62,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	slog.SetDefault(logger)
 
 	isSandbox := sandbox.or(!sqlstore.IsPostgres(*dsn))
+	for _, ip := range callbackIPs {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("--callback-ip: %q is not an IP address", ip)
+		}
+	}
 	if *baseURL == "" {
 		scheme := "http"
 		if *tlsCert != "" {
@@ -109,7 +116,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	srv := medpayhttp.NewServer(medpayhttp.Config{
 		BaseURL: *baseURL, PayAppID: *payAppID, Sandbox: isSandbox,
 		AllowPrivateNotify: *allowPrivate, TrustedProxies: proxies,
-		MicropayNoPINLimit: *noPINLimit,
+		MicropayNoPINLimit: *noPINLimit, CallbackIPs: callbackIPs,
 	}, medpayhttp.Deps{Store: store, Payment: pay, Bureau: sim, Cash: wallet, Logger: logger, Now: now, Registry: reg})
 
 	// Orders a crash left mid-saga are finished or undone before new work is taken.
