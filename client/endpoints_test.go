@@ -160,7 +160,7 @@ func TestGetMedInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.CardStatus != "BOUND" || info.MedicalCardNo != medpay.MaskCardNo(p.CardNo) || info.UserName != medpay.MaskName(p.Name) || info.CityID != "440300" {
+	if info.CardStatus != "BOUND" || info.MedicalCardNo != p.CardNo || info.UserName != medpay.MaskName(p.Name) || info.CityID != "440300" {
 		t.Fatalf("medinfo %+v", info)
 	}
 	if _, err := b.c.GetMedInfo(ctx, &client.GetMedInfoRequest{OpenID: "unbound"}); !client.IsCode(err, medpay.ErrNoCard) {

@@ -221,7 +221,7 @@ type GetMedInfoRequest struct {
 
 // MedInfo is the payer's bound card, masked.
 type MedInfo struct {
-	MedicalCardNo string        `wire:"medical_card_no"` // masked except the last 4
+	MedicalCardNo string        `wire:"medical_card_no"` // in full: mask it before logging or showing it
 	UserName      string        `wire:"user_name"`       // masked: first character then *
 	CityID        string        `wire:"city_id"`
 	CardStatus    string        `wire:"card_status"` // BOUND or UNBOUND

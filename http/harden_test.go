@@ -12,6 +12,7 @@ import (
 	"github.com/medpay/medpay"
 	medpayhttp "github.com/medpay/medpay/http"
 	"github.com/medpay/medpay/internal/testenv"
+	"github.com/medpay/medpay/wire"
 )
 
 // TestAmountsCannotOverflow: cash_fee = insurance_fee = 2^62 wrapped around int64 and passed the
@@ -81,5 +82,61 @@ func TestGetCallbackIP(t *testing.T) {
 	env.Clock.Advance(medpay.TokenTTL + time.Second)
 	if out := get("?access_token=" + url.QueryEscape(token)); out["errcode"] != float64(40001) {
 		t.Fatalf("expired token: %v", out)
+	}
+}
+
+// TestRealClientFields: the fields real hospital clients read (wire-api.md §4.2, §4.5, §4.7):
+// the card number in full, cash_refund_stauts beside cash_refund_status, and no leg status for a
+// leg the order or refund does not have.
+func TestRealClientFields(t *testing.T) {
+	env, h, token := setup(t)
+	id, p := paidOrder(t, env, h, token, "rc-1", "employee")
+	q := env.Call(t, "/payinsurance/queryorder", token, h.APIKey, testenv.Msg("appid", h.AppID, "mch_id", h.MchID, "med_trans_id", id))
+	ok(t, q)
+	if q.Get("medical_card_id") != p.CardNo || q.Get("cash_trade_status") != "SUCCESS" || q.Get("insurance_trade_status") != "PAYED" {
+		t.Fatalf("query: card %q cash %q insurance %q", q.Get("medical_card_id"), q.Get("cash_trade_status"), q.Get("insurance_trade_status"))
+	}
+	info := env.Call(t, "/payinsurance/getmedinfo", token, h.APIKey, testenv.Msg("appid", h.AppID, "mch_id", h.MchID, "openid", "rc-1"))
+	ok(t, info)
+	if info.Get("medical_card_no") != p.CardNo {
+		t.Fatalf("getmedinfo medical_card_no %q, want the card number in full", info.Get("medical_card_no"))
+	}
+
+	// A cash-only refund: both spellings of the cash status, no insurance status.
+	r := env.Call(t, "/payinsurance/refund", token, h.APIKey, refundReq(h, id, "RC1", "part_refund_type", "CASH_ONLY", "cash_refund_fee", "100"))
+	ok(t, r)
+	for _, m := range []*wire.Message{r, env.Call(t, "/payinsurance/queryrefund", token, h.APIKey,
+		testenv.Msg("appid", h.AppID, "mch_id", h.MchID, "hosp_out_refund_no", "RC1"))} {
+		ok(t, m)
+		if m.Get("cash_refund_status") != "SUCCESS" || m.Get("cash_refund_stauts") != "SUCCESS" || m.Has("insurance_refund_status") {
+			t.Errorf("cash-only refund: cash_refund_status %q cash_refund_stauts %q insurance_refund_status %q",
+				m.Get("cash_refund_status"), m.Get("cash_refund_stauts"), m.Get("insurance_refund_status"))
+		}
+	}
+	// An insurance-only refund: no cash status under either name.
+	r = env.Call(t, "/payinsurance/refund", token, h.APIKey, refundReq(h, id, "RC2", "part_refund_type", "INSURANCE_ONLY"))
+	ok(t, r)
+	if r.Get("insurance_refund_status") != "SUCCESS" || r.Has("cash_refund_status") || r.Has("cash_refund_stauts") {
+		t.Errorf("insurance-only refund: %q %q %q", r.Get("insurance_refund_status"), r.Get("cash_refund_status"), r.Get("cash_refund_stauts"))
+	}
+	// No NOPAY or NOREFUND anywhere on the wire, notifications included.
+	for _, m := range []*wire.Message{q, r} {
+		for _, k := range m.Keys() {
+			if v := m.Get(k); v == "NOPAY" || v == "NOREFUND" {
+				t.Errorf("%s = %s", k, v)
+			}
+		}
+	}
+	rows, err := env.DB.SQL().Query(`SELECT body FROM outbox`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var body string
+		rows.Scan(&body)
+		if strings.Contains(body, "NOPAY") || strings.Contains(body, "NOREFUND") {
+			t.Errorf("notification carries an undocumented state: %s", body)
+		}
 	}
 }

@@ -164,7 +164,7 @@ func TestPaymentScenarios(t *testing.T) {
 				if err := json.Unmarshal([]byte(q.Get("response_content")), &rc); err != nil || rc["setl_id"] == nil {
 					t.Errorf("response_content %q: %v", q.Get("response_content"), err)
 				}
-				if q.Get("insurance_order_id") == "" || q.Get("time_end") == "" || q.Get("medical_card_id") != medpay.MaskCardNo(p.CardNo) {
+				if q.Get("insurance_order_id") == "" || q.Get("time_end") == "" || q.Get("medical_card_id") != p.CardNo {
 					t.Errorf("query fields: insurance_order_id %q time_end %q medical_card_id %q", q.Get("insurance_order_id"), q.Get("time_end"), q.Get("medical_card_id"))
 				}
 			}

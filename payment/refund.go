@@ -262,8 +262,15 @@ func SetRefundFields(m *wire.Message, o *medpay.Order, r *medpay.Refund) {
 		m.Set("part_refund_type", r.PartRefundType)
 	}
 	m.Set("med_refund_state", r.State)
-	m.Set("cash_refund_status", r.CashStatus)
-	m.Set("insurance_refund_status", r.InsuranceStatus)
+	// A leg the refund does not have is left out; cash_refund_stauts repeats the cash status
+	// under the misspelt name real clients read (wire-api.md §4.5).
+	if r.CashStatus != medpay.RefundLegNone {
+		m.Set("cash_refund_status", r.CashStatus)
+		m.Set("cash_refund_stauts", r.CashStatus)
+	}
+	if r.InsuranceStatus != medpay.RefundLegNone {
+		m.Set("insurance_refund_status", r.InsuranceStatus)
+	}
 	if r.StatusDesc != "" {
 		m.Set("refund_status_desc", r.StatusDesc)
 	}
