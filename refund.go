@@ -69,6 +69,10 @@ type Refund struct {
 	Version         int64
 }
 
+// NotifyURL is where the refund's REFUND notification goes: the notify_url of the refund
+// request, never the payment's (wire-api.md §6). Empty: no notification.
+func (r *Refund) NotifyURL() string { return r.Fields["notify_url"] }
+
 // BureauSerial is the idempotency serial of the bureau refund.
 func (r *Refund) BureauSerial() string { return r.MedRefundID + "-B" }
 

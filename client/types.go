@@ -175,6 +175,7 @@ type RefundRequest struct {
 	CancelSerialNo  string            `wire:"cancel_serial_no"`
 	CancelBillNo    string            `wire:"cancel_bill_no"`
 	RequestContent  string            `wire:"request_content"`
+	NotifyURL       string            `wire:"notify_url"` // where the REFUND notification goes; none without it
 	Extra           map[string]string // more fields, signed and sent as given ("" removes one)
 }
 

@@ -140,3 +140,42 @@ func TestRealClientFields(t *testing.T) {
 		}
 	}
 }
+
+// TestRefundNotifiesItsOwnURL: a REFUND notification goes only to the refund request's
+// notify_url; real handlers take whatever arrives at the payment's URL for a payment.
+func TestRefundNotifiesItsOwnURL(t *testing.T) {
+	env, h, token := setup(t)
+	id, _ := paidOrder(t, env, h, token, "rn-1", "employee")
+	urls := func(kind string) []string {
+		t.Helper()
+		rows, err := env.DB.SQL().Query(`SELECT url FROM outbox WHERE kind = $1 ORDER BY id`, kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var u string
+			rows.Scan(&u)
+			out = append(out, u)
+		}
+		return out
+	}
+	payURL := testenv.OrderRequest(h, "x").Get("notify_url")
+	if got := urls("PAY"); len(got) != 1 || got[0] != payURL {
+		t.Fatalf("PAY notifications to %v", got)
+	}
+	// Without notify_url no REFUND notification is sent at all.
+	ok(t, env.Call(t, "/payinsurance/refund", token, h.APIKey, refundReq(h, id, "RN1", "part_refund_type", "CASH_ONLY", "cash_refund_fee", "100")))
+	if got := urls("REFUND"); len(got) != 0 {
+		t.Fatalf("a refund without notify_url notified %v", got)
+	}
+	// With one, only there.
+	ok(t, env.Call(t, "/payinsurance/refund", token, h.APIKey, refundReq(h, id, "RN2", "part_refund_type", "CASH_ONLY",
+		"cash_refund_fee", "100", "notify_url", "http://127.0.0.1:1/refund-notify")))
+	if got := urls("REFUND"); len(got) != 1 || got[0] != "http://127.0.0.1:1/refund-notify" {
+		t.Fatalf("REFUND notifications to %v", got)
+	}
+	resp, body := env.Post(t, "/payinsurance/refund", token, signed(t, refundReq(h, id, "RN3", "notify_url", "ftp://127.0.0.1/x"), h.APIKey))
+	protocolFail(t, resp, body, "参数格式校验错误 notify_url is invalid")
+}

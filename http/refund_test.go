@@ -72,7 +72,8 @@ func checkRefundBooks(t *testing.T, env *testenv.Env, medTransID string, p burea
 func TestRefundWhole(t *testing.T) {
 	env, h, token := setup(t)
 	id, p := paidOrder(t, env, h, token, "rf-whole", "employee")
-	r := env.Call(t, "/payinsurance/refund", token, h.APIKey, refundReq(h, id, "RF1", "refund_reason", "患者取消"))
+	r := env.Call(t, "/payinsurance/refund", token, h.APIKey, refundReq(h, id, "RF1", "refund_reason", "患者取消",
+		"notify_url", "http://127.0.0.1:1/refunds"))
 	ok(t, r)
 	want := map[string]string{"med_refund_state": "SUCCESS", "cash_refund_fee": "2925", "insurance_refund_fee": "3575",
 		"total_fee": "6500", "med_trans_id": id, "hosp_out_refund_no": "RF1", "cash_refund_status": "SUCCESS", "insurance_refund_status": "SUCCESS"}

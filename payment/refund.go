@@ -232,7 +232,7 @@ func (s *Service) finishRefund(ctx context.Context, o *medpay.Order, r, next *me
 	now := s.now()
 	next.State, next.Step, next.StatusDesc, next.SuccessTime = medpay.RefundSuccess, "", "退款成功", now
 	ch := sqlstore.RefundChange{Transfers: ts, OrderRefunded: true}
-	if o.NotifyURL != "" {
+	if next.NotifyURL() != "" {
 		n, err := s.refundNotification(ctx, o, next)
 		if err != nil {
 			return err
@@ -280,7 +280,11 @@ func SetRefundFields(m *wire.Message, o *medpay.Order, r *medpay.Refund) {
 }
 
 func (s *Service) refundNotification(ctx context.Context, o *medpay.Order, r *medpay.Refund) (*notify.Notification, error) {
-	return s.notification(ctx, o, "REFUND", r.MedRefundID+"-REFUND", r.ID, func(m *wire.Message) { SetRefundFields(m, o, r) })
+	n, err := s.notification(ctx, o, "REFUND", r.MedRefundID+"-REFUND", r.ID, func(m *wire.Message) { SetRefundFields(m, o, r) })
+	if n != nil {
+		n.URL = r.NotifyURL()
+	}
+	return n, err
 }
 
 // RecoverRefunds resumes up to limit refunds left mid-saga whose last change is older than before.

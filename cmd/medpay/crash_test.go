@@ -403,7 +403,7 @@ func TestKillMidRefund(t *testing.T) {
 		tok = token(t, p.url, c)
 		m := wire.NewMessage()
 		for _, kv := range [][2]string{{"appid", c.AppID}, {"mch_id", c.MchID}, {"med_trans_id", ids[i]},
-			{"hosp_out_refund_no", "RF-" + point}, {"nonce_str", wire.Nonce()}} {
+			{"hosp_out_refund_no", "RF-" + point}, {"notify_url", notifyURL}, {"nonce_str", wire.Nonce()}} {
 			m.Set(kv[0], kv[1])
 		}
 		wire.SignInPlace(m, c.APIKey)
