@@ -183,6 +183,13 @@ func (s *Server) resolveHospital(ctx context.Context, c *call, subAppID string, 
 		if c.signer.Kind == medpay.KindProvider {
 			return medpay.Errorf(medpay.ErrNoPermission, "a service provider must name the hospital in sub_appid and sub_mch_id")
 		}
+		// Only a provider acting for a hospital that authorised it names another institution:
+		// from an independent hospital these fields would book its receipts elsewhere.
+		for _, k := range []string{"sub_mch_id", "sub_openid"} {
+			if c.req.Get(k) != "" {
+				return medpay.Errorf(medpay.ErrNoPermission, "%s is for a service provider acting for a hospital", k)
+			}
+		}
 		c.hospital = c.signer
 		return nil
 	}

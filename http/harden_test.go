@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -178,4 +179,30 @@ func TestRefundNotifiesItsOwnURL(t *testing.T) {
 	}
 	resp, body := env.Post(t, "/payinsurance/refund", token, signed(t, refundReq(h, id, "RN3", "notify_url", "ftp://127.0.0.1/x"), h.APIKey))
 	protocolFail(t, resp, body, "参数格式校验错误 notify_url is invalid")
+}
+
+// TestIndependentHospitalCannotNameAnother: sub_mch_id and sub_openid are for a service provider
+// acting for a hospital that authorised it. From an independent hospital they booked its
+// receipts to the hospital named.
+func TestIndependentHospitalCannotNameAnother(t *testing.T) {
+	env, a, token := setup(t)
+	b := env.Hospital(t)
+	env.Bind(t, a, "ind-1", "440300", "employee")
+	for _, kv := range [][]string{{"sub_mch_id", b.MchID}, {"sub_openid", "ind-1"}, {"sub_mch_id", b.MchID, "sub_openid", "ind-1"}} {
+		r := env.Call(t, "/payinsurance/unifiedorder", token, a.APIKey, testenv.OrderRequest(a, "ind-1", kv...))
+		bizFail(t, r, medpay.ErrNoPermission)
+	}
+	// The same order without them is booked to the hospital itself.
+	r := env.Call(t, "/payinsurance/unifiedorder", token, a.APIKey, testenv.OrderRequest(a, "ind-1"))
+	ok(t, r)
+	if code, out := env.Confirm(t, r.Get("med_trans_id"), "123456"); code != 200 || out["med_trade_state"] != "SUCCESS" {
+		t.Fatalf("confirm: %d %v", code, out)
+	}
+	ctx := context.Background()
+	if got, _ := env.Store.Balance(ctx, medpay.HospitalAccount(b.MchID)); got != 0 {
+		t.Fatalf("the other hospital received %d", got)
+	}
+	if got, _ := env.Store.Balance(ctx, medpay.HospitalAccount(a.MchID)); got != 10000 {
+		t.Fatalf("the hospital received %d, want 10000", got)
+	}
 }
