@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/medpay/medpay"
@@ -295,22 +294,5 @@ func writeFail(w http.ResponseWriter, reason, rid string) {
 // clientIP is the caller's address as the server sees it; X-Forwarded-For is believed only from
 // configured proxies (its last untrusted hop is the client).
 func (s *Server) clientIP(r *http.Request) string {
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = strings.Trim(host[:i], "[]")
-	}
-	if !ipAllowed(host, s.cfg.TrustedProxies) {
-		return host
-	}
-	hops := strings.Split(r.Header.Get("X-Forwarded-For"), ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		h := strings.TrimSpace(hops[i])
-		if h == "" {
-			continue
-		}
-		if !ipAllowed(h, s.cfg.TrustedProxies) {
-			return h
-		}
-	}
-	return host
+	return clientAddr(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), s.cfg.TrustedProxies)
 }

@@ -1,9 +1,11 @@
 package http_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -205,4 +207,48 @@ func TestIndependentHospitalCannotNameAnother(t *testing.T) {
 	if got, _ := env.Store.Balance(ctx, medpay.HospitalAccount(a.MchID)); got != 10000 {
 		t.Fatalf("the hospital received %d, want 10000", got)
 	}
+}
+
+// TestRefundIPBehindProxy: behind a trusted proxy, the refund allow-list judges the first
+// untrusted hop from the right of every X-Forwarded-For line. Reading only the first line let a
+// caller put an allowed address there itself.
+func TestRefundIPBehindProxy(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{Config: medpayhttp.Config{TrustedProxies: []string{"127.0.0.1", "::1"}}})
+	h := env.Hospital(t)
+	token := env.Token(t, h)
+	id, _ := paidOrder(t, env, h, token, "xff-1", "employee")
+	// The hospital's refund desk sits behind the proxy at 198.51.100.20.
+	if _, err := env.DB.SQL().Exec(`UPDATE merchants SET refund_ips = '198.51.100.20' WHERE id = $1`, h.ID); err != nil {
+		t.Fatal(err)
+	}
+	refund := func(no string, xff ...string) *wire.Message {
+		t.Helper()
+		req := refundReq(h, id, no, "part_refund_type", "CASH_ONLY", "cash_refund_fee", "100")
+		hreq, err := http.NewRequest("POST", env.URL+"/payinsurance/refund?access_token="+url.QueryEscape(token), bytes.NewReader(signed(t, req, h.APIKey)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range xff {
+			hreq.Header.Add("X-Forwarded-For", line)
+		}
+		resp, err := env.Client.Do(hreq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		m, err := wire.Decode(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	// The caller wrote the desk's address itself; the proxy added the real one on its own line.
+	bizFail(t, refund("X1", "198.51.100.20", "203.0.113.9"), medpay.ErrRefundIP)
+	bizFail(t, refund("X2", "198.51.100.20, 203.0.113.9"), medpay.ErrRefundIP)
+	bizFail(t, refund("X3", "198.51.100.20", "203.0.113.9, 127.0.0.1"), medpay.ErrRefundIP)
+	bizFail(t, refund("X4"), medpay.ErrRefundIP) // the proxy itself is not the desk
+	// The desk behind one or two trusted hops, with whatever it wrote itself further left.
+	ok(t, refund("X5", "198.51.100.20"))
+	ok(t, refund("X6", "203.0.113.9, 198.51.100.20", "127.0.0.1"))
 }
