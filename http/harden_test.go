@@ -252,3 +252,24 @@ func TestRefundIPBehindProxy(t *testing.T) {
 	ok(t, refund("X5", "198.51.100.20"))
 	ok(t, refund("X6", "203.0.113.9, 198.51.100.20", "127.0.0.1"))
 }
+
+// TestReplayRefusedWhileTokenLives: a captured request replayed later with its own token, still
+// valid, is refused; the nonce was remembered for only 10 minutes of the token's 2 hours.
+func TestReplayRefusedWhileTokenLives(t *testing.T) {
+	env, h, token := setup(t)
+	body := signed(t, testenv.OrderRequest(h, "replay-1"), h.APIKey)
+	_, data := env.Post(t, "/payinsurance/unifiedorder", token, body)
+	if m, err := wire.Decode(bytes.NewReader(data)); err != nil || m.Get("return_code") != "SUCCESS" {
+		t.Fatalf("first call: %v %s", err, data)
+	}
+	start := env.Clock.Now()
+	for _, later := range []time.Duration{time.Minute, 11 * time.Minute, time.Hour, medpay.TokenTTL - 2*time.Minute} {
+		env.Clock.Advance(start.Add(later).Sub(env.Clock.Now()))
+		resp2, data := env.Post(t, "/payinsurance/unifiedorder", token, body)
+		protocolFail(t, resp2, data, "nonce_str重复")
+	}
+	// Once the token has expired the replay fails on the token.
+	env.Clock.Advance(3 * time.Minute)
+	resp2, data := env.Post(t, "/payinsurance/unifiedorder", token, body)
+	protocolFail(t, resp2, data, "access_token无效或已过期")
+}
