@@ -9,12 +9,15 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/medpay/medpay"
 	medpayhttp "github.com/medpay/medpay/http"
 	"github.com/medpay/medpay/internal/testenv"
+	"github.com/medpay/medpay/sqlstore"
 	"github.com/medpay/medpay/wire"
 )
 
@@ -272,4 +275,69 @@ func TestReplayRefusedWhileTokenLives(t *testing.T) {
 	env.Clock.Advance(3 * time.Minute)
 	resp2, data := env.Post(t, "/payinsurance/unifiedorder", token, body)
 	protocolFail(t, resp2, data, "access_token无效或已过期")
+}
+
+// countingCash counts the PINs the cash channel is asked to check.
+type countingCash struct {
+	medpay.CashChannel
+	checked atomic.Int32
+}
+
+func (c *countingCash) VerifyPIN(ctx context.Context, payer, pin string) error {
+	c.checked.Add(1)
+	return c.CashChannel.VerifyPIN(ctx, payer, pin)
+}
+
+// TestPINLockoutConcurrent: wrong PINs sent at once cannot have more PINs checked than the limits
+// allow, and a stranger holding one pay_url cannot lock the payer out of the other orders.
+func TestPINLockoutConcurrent(t *testing.T) {
+	env, h, token := setup(t)
+	cash := &countingCash{CashChannel: env.Pay.Cash}
+	env.Pay.Cash = cash
+	place := func(openid string) string {
+		r := env.Call(t, "/payinsurance/unifiedorder", token, h.APIKey, testenv.OrderRequest(h, openid))
+		ok(t, r)
+		return r.Get("med_trans_id")
+	}
+	storm := func(ids []string, each int) {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for _, id := range ids {
+			for i := 0; i < each; i++ {
+				wg.Go(func() {
+					<-start
+					if code, out := env.Confirm(t, id, "000000"); code != 403 {
+						t.Errorf("wrong PIN: %d %v", code, out)
+					}
+				})
+			}
+		}
+		close(start)
+		wg.Wait()
+	}
+
+	// One order, many wrong PINs at once: the order's limit holds.
+	a := place("pin-a")
+	storm([]string{a}, 24)
+	if n := cash.checked.Load(); n != sqlstore.MaxOrderPINFailures {
+		t.Fatalf("%d PINs checked for one order, want %d", n, sqlstore.MaxOrderPINFailures)
+	}
+	// The order is locked, even for the right PIN, but the payer's next order is not.
+	if code, out := env.Confirm(t, a, "123456"); code != 403 || out["blocked_until"] == nil {
+		t.Fatalf("right PIN on the locked order: %d %v", code, out)
+	}
+	if code, out := env.Confirm(t, place("pin-a"), "123456"); code != 200 || out["med_trade_state"] != "SUCCESS" {
+		t.Fatalf("the payer's other order: %d %v", code, out)
+	}
+
+	// Many orders of one payer at once: the payer's limit holds.
+	cash.checked.Store(0)
+	var ids []string
+	for i := 0; i < 6; i++ {
+		ids = append(ids, place("pin-b"))
+	}
+	storm(ids, 4)
+	if n := cash.checked.Load(); n != sqlstore.MaxPINFailures {
+		t.Fatalf("%d PINs checked across the payer's orders, want %d", n, sqlstore.MaxPINFailures)
+	}
 }

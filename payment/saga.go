@@ -37,26 +37,26 @@ func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.
 	if err != nil || o.State != medpay.StateNotPay {
 		return o, err // already paid: the payer sees the result again
 	}
-	now := s.now()
 	payer := PayerKey(o)
-	if until, err := s.Store.PINBlockedUntil(ctx, payer, now); err != nil {
+	// The attempt is counted before the PIN is checked, in one step with the blocks' check.
+	a, err := s.Store.BeginPIN(ctx, payer, o.MedTransID, o.TimeExpire, s.now())
+	if err != nil {
 		return nil, err
-	} else if !until.IsZero() {
-		return o, &PINError{BlockedUntil: until}
+	} else if a.Refused {
+		return o, &PINError{BlockedUntil: a.BlockedUntil}
 	}
 	pinErr := s.Cash.VerifyPIN(ctx, payer, pin)
 	if pinErr != nil && !errors.Is(pinErr, medpay.ErrWrongPIN) {
 		return nil, pinErr
 	}
-	failures, until, err := s.Store.RecordPIN(ctx, payer, pinErr == nil, now)
-	if err != nil {
-		return nil, err
-	}
 	if pinErr != nil {
-		if !until.IsZero() {
-			return o, &PINError{BlockedUntil: until}
+		if !a.BlockedUntil.IsZero() {
+			return o, &PINError{BlockedUntil: a.BlockedUntil}
 		}
-		return o, &PINError{Remaining: sqlstore.MaxPINFailures - failures}
+		return o, &PINError{Remaining: a.Remaining}
+	}
+	if err := s.Store.PINSucceeded(ctx, payer, o.MedTransID); err != nil {
+		return nil, err
 	}
 	return s.start(ctx, o)
 }
