@@ -341,3 +341,33 @@ func TestPINLockoutConcurrent(t *testing.T) {
 		t.Fatalf("%d PINs checked across the payer's orders, want %d", n, sqlstore.MaxPINFailures)
 	}
 }
+
+// TestPageSecurityHeaders: every payer page, and its QR image, carries a CSP without scripts,
+// nosniff and no-referrer; every answer carries nosniff.
+func TestPageSecurityHeaders(t *testing.T) {
+	env, h, token := setup(t)
+	env.Bind(t, h, "hdr-1", "440300", "employee")
+	r := env.Call(t, "/payinsurance/unifiedorder", token, h.APIKey, testenv.OrderRequest(h, "hdr-1"))
+	ok(t, r)
+	link := env.Call(t, "/payinsurance/getbindurl", token, h.APIKey, testenv.Msg("appid", h.AppID, "mch_id", h.MchID, "openid", "hdr-1", "url", "https://h.example/back"))
+	ok(t, link)
+	for _, u := range []string{r.Get("pay_url"), r.Get("code_url"), env.URL + "/pay/nope", link.Get("bind_url"),
+		env.URL + "/me/cards?appid=" + h.AppID + "&openid=hdr-1", env.URL + "/me/code?appid=" + h.AppID + "&openid=hdr-1"} {
+		resp, err := env.Client.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		csp := resp.Header.Get("Content-Security-Policy")
+		if !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "script-src") || !strings.Contains(csp, "frame-ancestors 'none'") {
+			t.Errorf("%s: Content-Security-Policy %q", u, csp)
+		}
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Referrer-Policy") != "no-referrer" {
+			t.Errorf("%s: nosniff %q referrer %q", u, resp.Header.Get("X-Content-Type-Options"), resp.Header.Get("Referrer-Policy"))
+		}
+	}
+	resp, _ := env.Post(t, "/payinsurance/queryorder", token, []byte("<xml/>"))
+	if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Error("API answer without nosniff")
+	}
+}
