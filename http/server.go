@@ -31,6 +31,10 @@ type Config struct {
 	MicropayNoPINLimit int64
 	// CallbackIPs are the platform's egress addresses, answered by /cgi-bin/getcallbackip.
 	CallbackIPs []string
+	// MetricsElsewhere leaves /metrics out of the routes: it is served on another address
+	// (MetricsHandler). MetricsToken, when set, is the bearer token /metrics requires.
+	MetricsElsewhere bool
+	MetricsToken     string
 }
 
 // Server is the platform's HTTP server.

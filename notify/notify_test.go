@@ -922,3 +922,55 @@ func TestDialerRefusesPrivateAddresses(t *testing.T) {
 		t.Fatalf("attempted %d, hits %d", n, rc.count())
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"https://h.example/notify":               "https://h.example/notify",
+		"https://h.example/notify?token=abc&x=1": "https://h.example/notify?***",
+		"https://h.example:8443/n?":              "https://h.example:8443/n",
+		"http://h.example/n?t=1#frag":            "http://h.example/n?***",
+		"http://user:pw@h.example/n":             "http://h.example/n",
+		"http://[2001:db8::1]/n?k=v":             "http://[2001:db8::1]/n?***",
+		"http://h.example/%zz":                   "(unparsable URL)",
+	} {
+		if got := notify.RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestFailureKeepsURLQuerySecret: a failed attempt's error, recorded and logged, does not carry
+// the notify URL's query string.
+func TestFailureKeepsURLQuerySecret(t *testing.T) {
+	t.Parallel()
+	db := sqlstoretest.OpenSQLite(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + l.Addr().String() + "/notify?token=s3cret-t0ken"
+	l.Close()
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	w := worker(db, notify.Options{Logger: slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	enqueue(t, db, &notify.Notification{NotifyID: "N1", URL: url}, t0)
+	runOnce(t, w, t0)
+	_, atts := show(t, db, "N1")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(atts) != 1 || atts[0].Error == "" || strings.Contains(atts[0].Error, "s3cret") || strings.Contains(logs.String(), "s3cret") {
+		t.Fatalf("attempt error %q, logs:\n%s", atts[0].Error, logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

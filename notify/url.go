@@ -66,6 +66,20 @@ func CheckURL(ctx context.Context, raw string, allowPrivate bool) error {
 	return nil
 }
 
+// RedactURL is raw fit for logs and listings: its query string, where hospitals often put a
+// token, is replaced by *** (and a fragment dropped).
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User, u.Fragment, u.RawFragment, u.ForceQuery = nil, "", "", false
+	if u.RawQuery != "" {
+		u.RawQuery = "***"
+	}
+	return u.String()
+}
+
 // nonPublic are the IPv4 and IPv6 ranges a notification may never reach: this host, private
 // and shared (CGNAT) space, link-local, benchmarking, documentation, multicast, reserved and
 // broadcast. Addresses that embed an IPv4 address are judged by it (embedded).

@@ -493,6 +493,10 @@ func (w *Worker) post(ctx context.Context, j job) (res result) {
 	req.Header.Set("User-Agent", "medpay-notify/1")
 	resp, err := w.client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = RedactURL(ue.URL) // the error is logged and kept in notify_attempts
+		}
 		res.err = describe(err, rctx, ctx, w.opts.Timeout)
 		return res
 	}

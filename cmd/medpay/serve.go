@@ -50,6 +50,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	fs.Var(&proxies, "trusted-proxy", "address or CIDR of a proxy whose X-Forwarded-For is believed (repeatable)")
 	var callbackIPs listFlag
 	fs.Var(&callbackIPs, "callback-ip", "an egress address of the platform, answered by /cgi-bin/getcallbackip (repeatable)")
+	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this address only, not on --addr (e.g. 127.0.0.1:9090)")
+	metricsToken := fs.String("metrics-token", "", "bearer token that /metrics requires (Authorization: Bearer <token>)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
@@ -117,6 +119,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		BaseURL: *baseURL, PayAppID: *payAppID, Sandbox: isSandbox,
 		AllowPrivateNotify: *allowPrivate, TrustedProxies: proxies,
 		MicropayNoPINLimit: *noPINLimit, CallbackIPs: callbackIPs,
+		MetricsElsewhere: *metricsAddr != "", MetricsToken: *metricsToken,
 	}, medpayhttp.Deps{Store: store, Payment: pay, Bureau: sim, Cash: wallet, Logger: logger, Now: now, Registry: reg})
 
 	// Orders a crash left mid-saga are finished or undone before new work is taken.
@@ -134,6 +137,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
+	}
+	// /metrics on an address of its own (an operations network), when asked.
+	var metricsServer *http.Server
+	var mln net.Listener
+	if *metricsAddr != "" {
+		if mln, err = net.Listen("tcp", *metricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srv.MetricsHandler())
+		metricsServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		logger.Info("metrics serving", "addr", mln.Addr().String())
 	}
 	httpServer := &http.Server{
 		Handler:           srv,
@@ -157,7 +173,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	logger.Info("medpay serving", "addr", ln.Addr().String(), "base_url", *baseURL, "mode", mode, "db", sqlstore.Redact(*dsn))
 	fmt.Fprintf(stdout, "medpay serving on %s (%s, %s)\n", *baseURL, mode, db.Dialect())
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	if metricsServer != nil {
+		go func() { errc <- metricsServer.Serve(mln) }()
+	}
 	go func() {
 		if *tlsCert != "" {
 			errc <- httpServer.ServeTLS(ln, *tlsCert, *tlsKey)
@@ -172,6 +191,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownWindow)
 		err = httpServer.Shutdown(sctx)
 		cancel()
+	}
+	if metricsServer != nil {
+		metricsServer.Close()
 	}
 	stopBG()
 	wg.Wait()

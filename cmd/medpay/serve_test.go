@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,4 +125,47 @@ func TestOptBool(t *testing.T) {
 	if err := parseFlags(fs, []string{"--sandbox=maybe"}, func(string) string { return "" }); err == nil {
 		t.Error("--sandbox=maybe accepted")
 	}
+}
+
+// TestServeMetricsElsewhere: /metrics can move to an address of its own, or require a token.
+func TestServeMetricsElsewhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	get := func(url, token string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == 200 && !strings.Contains(string(body), "medpay_notify_pending") {
+			t.Errorf("%s: no metrics in %.200s", url, body)
+		}
+		return resp.StatusCode
+	}
+	dir := t.TempDir()
+	metrics := freeAddr(t)
+	p := serve(t, filepath.Join(dir, "a.db"), freeAddr(t), "MEDPAY_METRICS_ADDR="+metrics)
+	if code := get(p.url+"/metrics", ""); code != 404 {
+		t.Errorf("/metrics on the public address: %d, want 404", code)
+	}
+	if code := get("http://"+metrics+"/metrics", ""); code != 200 {
+		t.Errorf("/metrics on --metrics-addr: %d", code)
+	}
+	p.stop(t)
+
+	p = serve(t, filepath.Join(dir, "b.db"), freeAddr(t), "MEDPAY_METRICS_TOKEN=m3trics")
+	for token, want := range map[string]int{"": 401, "wrong": 401, "m3trics": 200} {
+		if code := get(p.url+"/metrics", token); code != want {
+			t.Errorf("/metrics with token %q: %d, want %d", token, code, want)
+		}
+	}
+	p.stop(t)
 }
