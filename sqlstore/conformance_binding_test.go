@@ -102,7 +102,9 @@ func TestConformancePINFailures(t *testing.T) {
 			}
 		}
 		left := func(n int) sqlstore.PINAttempt { return sqlstore.PINAttempt{Remaining: n} }
-		refused := func(until time.Time) sqlstore.PINAttempt { return sqlstore.PINAttempt{Refused: true, BlockedUntil: until} }
+		refused := func(until time.Time) sqlstore.PINAttempt {
+			return sqlstore.PINAttempt{Refused: true, BlockedUntil: until}
+		}
 
 		// Each attempt counts before the PIN is checked; a right PIN clears the counts.
 		begin("p", "M1", t0, left(2)) // the order allows 3
