@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/medpay/medpay"
@@ -12,12 +13,12 @@ import (
 // Bind stores b as the card bound to (b.AppID, b.OpenID), replacing an earlier one.
 func (s *Store) Bind(ctx context.Context, b *medpay.Binding, now time.Time) error {
 	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO bindings (appid, openid, psn_no, name, id_no, card_no, city_id, insutype, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		_, err := tx.ExecContext(ctx, `INSERT INTO bindings (appid, openid, psn_no, name, id_no, card_no, city_id, insutype, created_at, id_hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 			ON CONFLICT (appid, openid) DO UPDATE SET psn_no = excluded.psn_no, name = excluded.name,
 			id_no = excluded.id_no, card_no = excluded.card_no, city_id = excluded.city_id,
-			insutype = excluded.insutype, created_at = excluded.created_at`,
-			b.AppID, b.OpenID, b.PsnNo, b.Name, b.IDNo, b.CardNo, b.CityID, b.Insutype, ms(now))
+			insutype = excluded.insutype, created_at = excluded.created_at, id_hash = excluded.id_hash`,
+			b.AppID, b.OpenID, b.PsnNo, s.seal(b.Name), s.seal(b.IDNo), s.seal(b.CardNo), b.CityID, b.Insutype, ms(now), s.idHash(b.IDNo))
 		return err
 	})
 }
@@ -32,14 +33,28 @@ func (s *Store) Unbind(ctx context.Context, appid, openid string) error {
 
 // BindingFor returns the card bound to (appid, openid), or medpay.ErrNotFound.
 func (s *Store) BindingFor(ctx context.Context, appid, openid string) (*medpay.Binding, error) {
+	return s.scanBinding(s.db.sql.QueryRowContext(ctx, `SELECT `+bindingColumns+`
+		FROM bindings WHERE appid = $1 AND openid = $2`, appid, openid))
+}
+
+const bindingColumns = `appid, openid, psn_no, name, id_no, card_no, city_id, insutype`
+
+// scanBinding reads a binding row, opening its sealed name, ID and card numbers.
+func (s *Store) scanBinding(row scanner) (*medpay.Binding, error) {
 	var b medpay.Binding
-	err := s.db.sql.QueryRowContext(ctx, `SELECT appid, openid, psn_no, name, id_no, card_no, city_id, insutype
-		FROM bindings WHERE appid = $1 AND openid = $2`, appid, openid).Scan(
-		&b.AppID, &b.OpenID, &b.PsnNo, &b.Name, &b.IDNo, &b.CardNo, &b.CityID, &b.Insutype)
+	err := row.Scan(&b.AppID, &b.OpenID, &b.PsnNo, &b.Name, &b.IDNo, &b.CardNo, &b.CityID, &b.Insutype)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, medpay.ErrNotFound
 	}
-	return &b, err
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range []*string{&b.Name, &b.IDNo, &b.CardNo} {
+		if *v, err = s.open(*v); err != nil {
+			return nil, fmt.Errorf("binding of %s/%s: %w", b.AppID, b.OpenID, err)
+		}
+	}
+	return &b, nil
 }
 
 // PIN lockout policy.

@@ -84,6 +84,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	db := store.DB()
 	defer db.Close()
+	// Personal data written before it was sealed at rest is sealed now.
+	if n, err := store.SealPersonalData(ctx); err != nil {
+		return fmt.Errorf("seal personal data: %w", err)
+	} else if n > 0 {
+		logger.Info("sealed personal data at rest", "rows", n)
+	}
 
 	now := time.Now
 	sim := bureau.New(db, now)
