@@ -974,3 +974,68 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestFairAcrossMerchants: a merchant whose many endpoints all hang, with more notifications due
+// than a claim holds, cannot delay another merchant's notification: the victim's is delivered
+// while every one of the hanging requests is still hanging, and the hanging merchant never holds
+// more than its share of the worker.
+func TestFairAcrossMerchants(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, db *sqlstore.DB) {
+		release := make(chan struct{})
+		var inFlight, maxInFlight, answered atomic.Int32
+		var hang []*receiver
+		for i := 0; i < 20; i++ {
+			hang = append(hang, newReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+				n := inFlight.Add(1)
+				for m := maxInFlight.Load(); n > m && !maxInFlight.CompareAndSwap(m, n); m = maxInFlight.Load() {
+				}
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+				inFlight.Add(-1)
+				answered.Add(1)
+				io.WriteString(w, success)
+			}))
+		}
+		delivered := make(chan int32, 1)
+		victim := newReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+			select {
+			case delivered <- answered.Load():
+			default:
+			}
+			io.WriteString(w, success)
+		})
+		now := time.Now()
+		// 60 notifications of merchant 1, due before the victim's, more than a claim of 50.
+		for i := 0; i < 60; i++ {
+			enqueue(t, db, &notify.Notification{NotifyID: fmt.Sprintf("A%02d", i), MerchantID: 1, URL: hang[i%20].URL}, now.Add(-time.Minute))
+		}
+		enqueue(t, db, &notify.Notification{NotifyID: "V1", MerchantID: 2, URL: victim.URL}, now)
+		// Attempts never time out within the test: only fairness can let the victim through.
+		w := worker(db, notify.Options{Timeout: 10 * time.Minute})
+		ctx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan error)
+		go func() { stopped <- w.Run(ctx) }()
+		defer func() {
+			close(release)
+			cancel()
+			<-stopped
+		}()
+		select {
+		case n := <-delivered:
+			if n != 0 {
+				t.Errorf("the victim was delivered after %d hanging requests ended", n)
+			}
+		case <-time.After(time.Minute): // a hang, not a measure of speed
+			t.Fatalf("the victim's notification was not delivered while merchant 1 hangs (%d requests in flight)", inFlight.Load())
+		}
+		// Merchant 1 fills its share of 10 (50 / 5) and no more.
+		waitFor(t, func() bool { return inFlight.Load() == 10 }, "merchant 1 holding its share")
+		w.Kick()
+		if m := maxInFlight.Load(); m != 10 {
+			t.Errorf("merchant 1 held %d requests at once, want its share of 10", m)
+		}
+	})
+}
