@@ -45,6 +45,8 @@ func (s *Service) Refund(ctx context.Context, req *RefundRequest) (*medpay.Refun
 	if r.Fingerprint != fp {
 		return nil, medpay.Errorf(medpay.ErrDuplicateRefundNo, "")
 	}
+	ctx, cancel := detached(ctx)
+	defer cancel()
 	return s.advanceRefund(ctx, r)
 }
 
@@ -114,7 +116,7 @@ func (s *Service) newRefund(o *medpay.Order, prior []*medpay.Refund, req *Refund
 
 // advanceRefund runs a refund's saga from its recovery point.
 func (s *Service) advanceRefund(ctx context.Context, r *medpay.Refund) (*medpay.Refund, error) {
-	for r.State == medpay.RefundProcessing {
+	for conflicts := 0; r.State == medpay.RefundProcessing; {
 		order, err := s.Store.OrderByRowID(ctx, r.OrderID)
 		if err != nil {
 			return r, err
@@ -128,6 +130,9 @@ func (s *Service) advanceRefund(ctx context.Context, r *medpay.Refund) (*medpay.
 			return r, fmt.Errorf("refund %s: unknown step %q", r.MedRefundID, r.Step)
 		}
 		if errors.Is(err, medpay.ErrConflict) {
+			if conflicts++; conflicts > MaxConflicts {
+				return r, errTooManyConflicts
+			}
 			cur, rerr := s.Store.RefundByID(ctx, r.MedRefundID)
 			if rerr != nil {
 				return r, rerr

@@ -293,7 +293,10 @@ func bureauError(err error) error {
 
 // Close closes a NOTPAY order (wire-api.md §4.3).
 func (s *Service) Close(ctx context.Context, o *medpay.Order) (*medpay.Order, error) {
-	for {
+	for conflicts := 0; ; conflicts++ {
+		if conflicts > MaxConflicts {
+			return nil, errTooManyConflicts
+		}
 		switch o.State {
 		case medpay.StateClosed:
 			return o, nil
