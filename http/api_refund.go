@@ -20,8 +20,8 @@ func (s *Server) refund(ctx context.Context, c *call) (*wire.Message, error) {
 		f.Fail("cash_refund_fee", false) // only with CASH_ONLY, and above 0
 	}
 	f.String("refund_reason", 80, false)
-	f.String("cancel_serial_no", 20, false)
-	f.String("cancel_bill_no", 20, false)
+	f.String("cancel_serial_no", 32, false)
+	f.String("cancel_bill_no", 32, false)
 	f.String("request_content", 16<<10, false)
 	notifyURL := f.String("notify_url", 256, false)
 	if notifyURL != "" && !httpURL(notifyURL) {

@@ -371,3 +371,25 @@ func TestPageSecurityHeaders(t *testing.T) {
 		t.Error("API answer without nosniff")
 	}
 }
+
+// TestRealTrafficLengths: serial_no, bill_no and the cancel numbers of real traffic reach 32
+// characters, and user_card_type takes the national certificate types, not only 1.
+func TestRealTrafficLengths(t *testing.T) {
+	env, h, token := setup(t)
+	n32, n33 := strings.Repeat("7", 32), strings.Repeat("7", 33)
+	for _, kv := range [][]string{{"serial_no", n32}, {"bill_no", n32}, {"user_card_type", "8"}, {"user_card_type", "01"},
+		{"user_card_type", "90"}, {"user_card_type", "1"}} {
+		r := env.Call(t, "/payinsurance/unifiedorder", token, h.APIKey, testenv.OrderRequest(h, "len-1", kv...))
+		ok(t, r)
+	}
+	for _, kv := range [][]string{{"serial_no", n33}, {"bill_no", n33}, {"user_card_type", "16"}, {"user_card_type", "001"}} {
+		resp, body := env.Post(t, "/payinsurance/unifiedorder", token, signed(t, testenv.OrderRequest(h, "len-1", kv...), h.APIKey))
+		protocolFail(t, resp, body, "参数格式校验错误 "+kv[0]+" is invalid")
+	}
+	id, _ := paidOrder(t, env, h, token, "len-2", "employee")
+	ok(t, env.Call(t, "/payinsurance/refund", token, h.APIKey, refundReq(h, id, "L1", "cancel_serial_no", n32, "cancel_bill_no", n32)))
+	for _, k := range []string{"cancel_serial_no", "cancel_bill_no"} {
+		resp, body := env.Post(t, "/payinsurance/refund", token, signed(t, refundReq(h, id, "L2", k, n33), h.APIKey))
+		protocolFail(t, resp, body, "参数格式校验错误 "+k+" is invalid")
+	}
+}
