@@ -137,12 +137,15 @@ func (o *Order) ChargeSerial() string { return fmt.Sprintf("%s-C%d", o.MedTransI
 // CheckSplit asserts the money invariant of an order: the legs never exceed the total, the
 // insurance part is its two funds, and the figures are not negative.
 func (o *Order) CheckSplit() error {
+	legs, _ := AddFen(o.CashFee, o.InsuranceFee)
+	ceiling, _ := AddFen(o.TotalFee, o.CashAddFee)
+	funds, _ := AddFen(o.HifpPay, o.AcctPay)
 	switch {
-	case o.TotalFee <= 0 || o.CashFee < 0 || o.InsuranceFee < 0 || o.HifpPay < 0 || o.AcctPay < 0:
-		return fmt.Errorf("order %s: negative or zero amount", o.MedTransID)
-	case o.CashFee+o.InsuranceFee > o.TotalFee+o.CashAddFee:
+	case o.TotalFee <= 0 || !FeeInRange(o.TotalFee, o.CashFee, o.InsuranceFee, o.HifpPay, o.AcctPay, o.CashAddFee):
+		return fmt.Errorf("order %s: amount out of range", o.MedTransID)
+	case legs > ceiling:
 		return fmt.Errorf("order %s: cash %d + insurance %d exceeds total %d", o.MedTransID, o.CashFee, o.InsuranceFee, o.TotalFee)
-	case o.PayType != PayCash && o.HifpPay+o.AcctPay != o.InsuranceFee:
+	case o.PayType != PayCash && funds != o.InsuranceFee:
 		return fmt.Errorf("order %s: hifp %d + acct %d != insurance %d", o.MedTransID, o.HifpPay, o.AcctPay, o.InsuranceFee)
 	}
 	return nil

@@ -164,7 +164,7 @@ func TestPaymentScenarios(t *testing.T) {
 				if err := json.Unmarshal([]byte(q.Get("response_content")), &rc); err != nil || rc["setl_id"] == nil {
 					t.Errorf("response_content %q: %v", q.Get("response_content"), err)
 				}
-				if q.Get("insurance_order_id") == "" || q.Get("time_end") == "" || q.Get("medical_card_id") != medpay.MaskCardNo(p.CardNo) {
+				if q.Get("insurance_order_id") == "" || q.Get("time_end") == "" || q.Get("medical_card_id") != p.CardNo {
 					t.Errorf("query fields: insurance_order_id %q time_end %q medical_card_id %q", q.Get("insurance_order_id"), q.Get("time_end"), q.Get("medical_card_id"))
 				}
 			}
@@ -193,23 +193,33 @@ func TestPreSettlementErrors(t *testing.T) {
 
 func TestWrongPINBlocksAfterFive(t *testing.T) {
 	env, h, token := setup(t)
-	r := env.Call(t, "/payinsurance/unifiedorder", token, h.APIKey, testenv.OrderRequest(h, "pin-payer"))
-	ok(t, r)
-	id := r.Get("med_trans_id")
+	place := func() string {
+		r := env.Call(t, "/payinsurance/unifiedorder", token, h.APIKey, testenv.OrderRequest(h, "pin-payer"))
+		ok(t, r)
+		return r.Get("med_trans_id")
+	}
+	// Five wrong PINs in a row over the payer's orders (at most three on one order).
+	ids := []string{place(), place()}
 	for i := 1; i <= 5; i++ {
-		code, out := env.Confirm(t, id, "000000")
+		code, out := env.Confirm(t, ids[(i-1)/3], "000000")
 		if code != 403 {
 			t.Fatalf("attempt %d: %d %v", i, code, out)
 		}
-		if i < 5 && out["remaining"] != float64(5-i) {
-			t.Fatalf("attempt %d: remaining %v", i, out["remaining"])
+		// What is left is the smaller of the payer's and the order's attempts.
+		if want := min(5-i, 3-(i-1)%3-1); want > 0 && out["remaining"] != float64(want) {
+			t.Fatalf("attempt %d: remaining %v, want %d", i, out["remaining"], want)
 		}
 	}
-	if code, out := env.Confirm(t, id, "123456"); code != 403 || out["blocked_until"] == nil {
+	later := place()
+	if code, out := env.Confirm(t, later, "123456"); code != 403 || out["blocked_until"] == nil {
 		t.Fatalf("right PIN while blocked: %d %v", code, out)
 	}
 	env.Clock.Advance(15*60*1e9 + 1)
-	if code, out := env.Confirm(t, id, "123456"); code != 200 || out["med_trade_state"] != "SUCCESS" {
+	if code, out := env.Confirm(t, later, "123456"); code != 200 || out["med_trade_state"] != "SUCCESS" {
 		t.Fatalf("after the block: %d %v", code, out)
+	}
+	// The order with three wrong PINs stays locked until it expires.
+	if code, out := env.Confirm(t, ids[0], "123456"); code != 403 || out["blocked_until"] == nil {
+		t.Fatalf("right PIN on a locked order: %d %v", code, out)
 	}
 }

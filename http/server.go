@@ -29,6 +29,12 @@ type Config struct {
 	// settles without the payer's PIN; above it the order waits USERPAYING for the payer to
 	// confirm. 0 means payment.DefaultNoPINLimit (1 000 元); negative asks for the PIN every time.
 	MicropayNoPINLimit int64
+	// CallbackIPs are the platform's egress addresses, answered by /cgi-bin/getcallbackip.
+	CallbackIPs []string
+	// MetricsElsewhere leaves /metrics out of the routes: it is served on another address
+	// (MetricsHandler). MetricsToken, when set, is the bearer token /metrics requires.
+	MetricsElsewhere bool
+	MetricsToken     string
 }
 
 // Server is the platform's HTTP server.

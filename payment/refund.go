@@ -45,6 +45,8 @@ func (s *Service) Refund(ctx context.Context, req *RefundRequest) (*medpay.Refun
 	if r.Fingerprint != fp {
 		return nil, medpay.Errorf(medpay.ErrDuplicateRefundNo, "")
 	}
+	ctx, cancel := detached(ctx)
+	defer cancel()
 	return s.advanceRefund(ctx, r)
 }
 
@@ -114,7 +116,7 @@ func (s *Service) newRefund(o *medpay.Order, prior []*medpay.Refund, req *Refund
 
 // advanceRefund runs a refund's saga from its recovery point.
 func (s *Service) advanceRefund(ctx context.Context, r *medpay.Refund) (*medpay.Refund, error) {
-	for r.State == medpay.RefundProcessing {
+	for conflicts := 0; r.State == medpay.RefundProcessing; {
 		order, err := s.Store.OrderByRowID(ctx, r.OrderID)
 		if err != nil {
 			return r, err
@@ -128,6 +130,9 @@ func (s *Service) advanceRefund(ctx context.Context, r *medpay.Refund) (*medpay.
 			return r, fmt.Errorf("refund %s: unknown step %q", r.MedRefundID, r.Step)
 		}
 		if errors.Is(err, medpay.ErrConflict) {
+			if conflicts++; conflicts > MaxConflicts {
+				return r, errTooManyConflicts
+			}
 			cur, rerr := s.Store.RefundByID(ctx, r.MedRefundID)
 			if rerr != nil {
 				return r, rerr
@@ -232,7 +237,7 @@ func (s *Service) finishRefund(ctx context.Context, o *medpay.Order, r, next *me
 	now := s.now()
 	next.State, next.Step, next.StatusDesc, next.SuccessTime = medpay.RefundSuccess, "", "退款成功", now
 	ch := sqlstore.RefundChange{Transfers: ts, OrderRefunded: true}
-	if o.NotifyURL != "" {
+	if next.NotifyURL() != "" {
 		n, err := s.refundNotification(ctx, o, next)
 		if err != nil {
 			return err
@@ -262,8 +267,15 @@ func SetRefundFields(m *wire.Message, o *medpay.Order, r *medpay.Refund) {
 		m.Set("part_refund_type", r.PartRefundType)
 	}
 	m.Set("med_refund_state", r.State)
-	m.Set("cash_refund_status", r.CashStatus)
-	m.Set("insurance_refund_status", r.InsuranceStatus)
+	// A leg the refund does not have is left out; cash_refund_stauts repeats the cash status
+	// under the misspelt name real clients read (wire-api.md §4.5).
+	if r.CashStatus != medpay.RefundLegNone {
+		m.Set("cash_refund_status", r.CashStatus)
+		m.Set("cash_refund_stauts", r.CashStatus)
+	}
+	if r.InsuranceStatus != medpay.RefundLegNone {
+		m.Set("insurance_refund_status", r.InsuranceStatus)
+	}
 	if r.StatusDesc != "" {
 		m.Set("refund_status_desc", r.StatusDesc)
 	}
@@ -273,7 +285,11 @@ func SetRefundFields(m *wire.Message, o *medpay.Order, r *medpay.Refund) {
 }
 
 func (s *Service) refundNotification(ctx context.Context, o *medpay.Order, r *medpay.Refund) (*notify.Notification, error) {
-	return s.notification(ctx, o, "REFUND", r.MedRefundID+"-REFUND", r.ID, func(m *wire.Message) { SetRefundFields(m, o, r) })
+	n, err := s.notification(ctx, o, "REFUND", r.MedRefundID+"-REFUND", r.ID, func(m *wire.Message) { SetRefundFields(m, o, r) })
+	if n != nil {
+		n.URL = r.NotifyURL()
+	}
+	return n, err
 }
 
 // RecoverRefunds resumes up to limit refunds left mid-saga whose last change is older than before.

@@ -26,6 +26,23 @@ func (e *PINError) Error() string {
 	return fmt.Sprintf("wrong PIN, %d attempts left", e.Remaining)
 }
 
+// SagaTimeout bounds a saga run detached from the request that started it.
+const SagaTimeout = 2 * time.Minute
+
+// MaxConflicts caps how often a saga reloads a row another process changed before it gives up
+// and leaves the work to recovery.
+const MaxConflicts = 20
+
+// detached keeps ctx's values but not its cancellation, under a deadline of its own: a payer
+// closing the page, or a hospital's client timing out, must not abandon a saga between two
+// outside calls, leaving the order to the recovery loop.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), SagaTimeout)
+}
+
+// errTooManyConflicts ends a saga run that kept losing its row to other processes.
+var errTooManyConflicts = errors.New("saga: the row kept changing under this process; left to recovery")
+
 // PayerKey names the payer for the cash channel and the PIN lockout.
 func PayerKey(o *medpay.Order) string { return medpay.PayerID(o.Payer()) }
 
@@ -37,26 +54,26 @@ func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.
 	if err != nil || o.State != medpay.StateNotPay {
 		return o, err // already paid: the payer sees the result again
 	}
-	now := s.now()
 	payer := PayerKey(o)
-	if until, err := s.Store.PINBlockedUntil(ctx, payer, now); err != nil {
+	// The attempt is counted before the PIN is checked, in one step with the blocks' check.
+	a, err := s.Store.BeginPIN(ctx, payer, o.MedTransID, o.TimeExpire, s.now())
+	if err != nil {
 		return nil, err
-	} else if !until.IsZero() {
-		return o, &PINError{BlockedUntil: until}
+	} else if a.Refused {
+		return o, &PINError{BlockedUntil: a.BlockedUntil}
 	}
 	pinErr := s.Cash.VerifyPIN(ctx, payer, pin)
 	if pinErr != nil && !errors.Is(pinErr, medpay.ErrWrongPIN) {
 		return nil, pinErr
 	}
-	failures, until, err := s.Store.RecordPIN(ctx, payer, pinErr == nil, now)
-	if err != nil {
-		return nil, err
-	}
 	if pinErr != nil {
-		if !until.IsZero() {
-			return o, &PINError{BlockedUntil: until}
+		if !a.BlockedUntil.IsZero() {
+			return o, &PINError{BlockedUntil: a.BlockedUntil}
 		}
-		return o, &PINError{Remaining: sqlstore.MaxPINFailures - failures}
+		return o, &PINError{Remaining: a.Remaining}
+	}
+	if err := s.Store.PINSucceeded(ctx, payer, o.MedTransID); err != nil {
+		return nil, err
 	}
 	return s.start(ctx, o)
 }
@@ -100,6 +117,8 @@ func (s *Service) start(ctx context.Context, o *medpay.Order) (*medpay.Order, er
 	} else if err != nil {
 		return nil, err
 	}
+	ctx, cancel := detached(ctx)
+	defer cancel()
 	return s.advance(ctx, &paying)
 }
 
@@ -118,7 +137,7 @@ func confirmable(o *medpay.Order) error {
 // advance runs the saga from the order's recovery point until it is done or an outside party's
 // answer is needed later. A returned error leaves the order at a recovery point.
 func (s *Service) advance(ctx context.Context, o *medpay.Order) (*medpay.Order, error) {
-	for o.Step != medpay.StepDone && o.Step != medpay.StepNone {
+	for conflicts := 0; o.Step != medpay.StepDone && o.Step != medpay.StepNone; {
 		var err error
 		switch o.Step {
 		case medpay.StepSettle:
@@ -131,6 +150,10 @@ func (s *Service) advance(ctx context.Context, o *medpay.Order) (*medpay.Order, 
 			return o, fmt.Errorf("order %s: unknown step %q", o.MedTransID, o.Step)
 		}
 		if errors.Is(err, medpay.ErrConflict) {
+			if conflicts++; conflicts > MaxConflicts {
+				s.log().Warn("payment left to recovery", "med_trans_id", o.MedTransID, "step", o.Step, "err", errTooManyConflicts)
+				return o, errTooManyConflicts
+			}
 			// Another process moved the order on; carry on from where it is now.
 			cur, rerr := s.Store.OrderByID(ctx, o.MedTransID)
 			if rerr != nil {

@@ -114,7 +114,10 @@ func checkAmounts(r *PlaceRequest) error {
 			return medpay.Errorf(medpay.ErrAmountInconsistent, "pay_type 3 requires insurance_fee > 0")
 		}
 	}
-	if r.CashFee+r.InsuranceFee > r.TotalFee {
+	if !medpay.FeeInRange(r.TotalFee, r.CashFee, r.InsuranceFee, r.CashAddFee, r.CashReducedFee) {
+		return medpay.Errorf(medpay.ErrAmountInconsistent, "an amount exceeds %d", medpay.MaxFee)
+	}
+	if legs, ok := medpay.AddFen(r.CashFee, r.InsuranceFee); !ok || legs > r.TotalFee {
 		return medpay.Errorf(medpay.ErrAmountInconsistent, "cash_fee + insurance_fee exceeds total_fee")
 	}
 	if r.CashAddFee > r.CashFee {
@@ -248,7 +251,8 @@ func (s *Service) settleRequest(o *medpay.Order, level int, serial string) medpa
 // applySplit sets the order's figures from a bureau split, or fails with 507 when they differ
 // from the hospital's expectation and allow_fee_change is 0.
 func applySplit(o *medpay.Order, st *medpay.Settlement) error {
-	if st.HifpPay+st.AcctPay+st.PsnCashPay != st.MedfeeSumamt {
+	if !medpay.FeeInRange(st.HifpPay, st.AcctPay, st.PsnCashPay, st.MedfeeSumamt) ||
+		st.HifpPay+st.AcctPay+st.PsnCashPay != st.MedfeeSumamt {
 		return fmt.Errorf("bureau split does not add up: %+v", st)
 	}
 	insurance := st.Insurance()
@@ -289,7 +293,10 @@ func bureauError(err error) error {
 
 // Close closes a NOTPAY order (wire-api.md §4.3).
 func (s *Service) Close(ctx context.Context, o *medpay.Order) (*medpay.Order, error) {
-	for {
+	for conflicts := 0; ; conflicts++ {
+		if conflicts > MaxConflicts {
+			return nil, errTooManyConflicts
+		}
 		switch o.State {
 		case medpay.StateClosed:
 			return o, nil

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -65,6 +66,9 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		}
 	} else {
 		db.dialect = SQLite
+		if err := createPrivate(sqlitePath(dsn)); err != nil {
+			return nil, err
+		}
 		db.sql, err = sql.Open(sqliteDriverName, sqliteDSN(dsn))
 		if err == nil {
 			db.sql.SetMaxOpenConns(8)
@@ -83,6 +87,32 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// sqlitePath is the file of a SQLite DSN ("" for an in-memory database).
+func sqlitePath(dsn string) string {
+	path, query, _ := strings.Cut(strings.TrimPrefix(dsn, "file:"), "?")
+	if path == "" || path == ":memory:" || strings.Contains(query, "mode=memory") {
+		return ""
+	}
+	return path
+}
+
+// createPrivate creates the database file readable by its owner only (0600) when it does not
+// exist yet: it holds personal data and the ledger. SQLite gives its -wal and -shm files the
+// database file's permissions.
+func createPrivate(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create database file: %w", err)
+	}
+	return f.Close()
 }
 
 func sqliteDSN(path string) string {

@@ -23,7 +23,7 @@ func (s *Store) CreateOrder(ctx context.Context, o *medpay.Order) error {
 	if err := o.CheckSplit(); err != nil {
 		return err
 	}
-	fields, err := json.Marshal(o.Fields)
+	fields, err := json.Marshal(s.sealFields(o.Fields))
 	if err != nil {
 		return err
 	}
@@ -36,7 +36,7 @@ func (s *Store) CreateOrder(ctx context.Context, o *medpay.Order) error {
 			RETURNING id`,
 			o.MedTransID, o.MerchantID, o.ProviderID, o.HospOutTradeNo, o.Fingerprint, string(fields), o.OrderType,
 			o.PayType, o.TotalFee, o.CashFee, o.InsuranceFee, o.HifpPay, o.AcctPay, o.CityID, string(o.State),
-			o.CashStatus, o.InsuranceStatus, o.StatusDesc, o.PsnNo, o.CardNo, o.ResponseContent, o.Step, o.Attempt,
+			o.CashStatus, o.InsuranceStatus, o.StatusDesc, o.PsnNo, s.seal(o.CardNo), o.ResponseContent, o.Step, o.Attempt,
 			ms(o.TimeExpire), ms(o.CreatedAt), o.InsuranceOrderID, o.CashOrderID, ms(o.TimeEnd)).Scan(&o.ID)
 		if isUniqueViolation(err) {
 			return medpay.ErrConflict
@@ -49,7 +49,8 @@ func (s *Store) CreateOrder(ctx context.Context, o *medpay.Order) error {
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanOrder(row scanner) (*medpay.Order, error) {
+// scanOrder reads an order row, opening its sealed card number and personal fields.
+func (s *Store) scanOrder(row scanner) (*medpay.Order, error) {
 	var o medpay.Order
 	var fields, state string
 	var expire, end, created, updated int64
@@ -66,6 +67,12 @@ func scanOrder(row scanner) (*medpay.Order, error) {
 	if err := json.Unmarshal([]byte(fields), &o.Fields); err != nil {
 		return nil, fmt.Errorf("order %s fields: %w", o.MedTransID, err)
 	}
+	if err := s.openFields(o.Fields); err != nil {
+		return nil, fmt.Errorf("order %s: %w", o.MedTransID, err)
+	}
+	if o.CardNo, err = s.open(o.CardNo); err != nil {
+		return nil, fmt.Errorf("order %s card: %w", o.MedTransID, err)
+	}
 	o.State = medpay.TradeState(state)
 	o.TimeExpire, o.TimeEnd, o.CreatedAt, o.UpdatedAt = fromMS(expire), fromMS(end), fromMS(created), fromMS(updated)
 	o.LoadFields()
@@ -73,7 +80,7 @@ func scanOrder(row scanner) (*medpay.Order, error) {
 }
 
 func (s *Store) orderWhere(ctx context.Context, q querier, where string, args ...any) (*medpay.Order, error) {
-	return scanOrder(q.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE `+where, args...))
+	return s.scanOrder(q.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE `+where, args...))
 }
 
 type querier interface {
@@ -112,7 +119,7 @@ func (s *Store) OrdersExpired(ctx context.Context, now time.Time, limit int) ([]
 }
 
 func (s *Store) orderList(ctx context.Context, where string, args ...any) ([]*medpay.Order, error) {
-	return queryAll(ctx, s.db.sql, scanOrder, `SELECT `+orderColumns+` FROM orders WHERE `+where, args...)
+	return queryAll(ctx, s.db.sql, s.scanOrder, `SELECT `+orderColumns+` FROM orders WHERE `+where, args...)
 }
 
 // rowsQuerier is what *sql.DB and *sql.Tx have in common for queries returning rows.
@@ -163,7 +170,7 @@ func (s *Store) UpdateOrder(ctx context.Context, o *medpay.Order, ch OrderChange
 			step = $15, attempt = $16, time_end = $17, updated_at = $18, version = version + 1
 			WHERE id = $19 AND version = $20`,
 			o.PayType, o.CashFee, o.InsuranceFee, o.HifpPay, o.AcctPay, string(o.State), o.CashStatus,
-			o.InsuranceStatus, o.StatusDesc, o.PsnNo, o.CardNo, o.InsuranceOrderID, o.CashOrderID, o.ResponseContent,
+			o.InsuranceStatus, o.StatusDesc, o.PsnNo, s.seal(o.CardNo), o.InsuranceOrderID, o.CashOrderID, o.ResponseContent,
 			o.Step, o.Attempt, ms(o.TimeEnd), ms(now), o.ID, o.Version)
 		if err := swapped(res, err); err != nil {
 			return err

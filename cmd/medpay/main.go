@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -143,4 +144,40 @@ func (l *listFlag) Set(v string) error {
 		}
 	}
 	return nil
+}
+
+// optBool is a boolean flag that may be left unset, so that its default can depend on other
+// flags. Like a flag.Bool, it is set to true by its name alone (--sandbox).
+type optBool struct {
+	set, v bool
+}
+
+func (b *optBool) IsBoolFlag() bool { return true }
+
+func (b *optBool) String() string {
+	if b == nil || !b.set {
+		return ""
+	}
+	return strconv.FormatBool(b.v)
+}
+
+func (b *optBool) Set(s string) error {
+	switch strings.ToLower(s) {
+	case "true", "1", "on", "yes", "t":
+		b.v = true
+	case "false", "0", "off", "no", "f":
+		b.v = false
+	default:
+		return fmt.Errorf("must be true or false, not %q", s)
+	}
+	b.set = true
+	return nil
+}
+
+// or is the value given, else def.
+func (b *optBool) or(def bool) bool {
+	if b.set {
+		return b.v
+	}
+	return def
 }

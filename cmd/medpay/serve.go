@@ -38,7 +38,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	dsn := fs.String("db", "medpay.db", "database: SQLite file, or a postgres:// URL")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	baseURL := fs.String("base-url", "", "public URL used in pay_url, code_url, bind_url (default http://<addr>)")
-	sandbox := fs.String("sandbox", "", "true/false: test persons, /sandbox/*, banner on payer pages (default: on for SQLite, off for PostgreSQL)")
+	var sandbox optBool
+	fs.Var(&sandbox, "sandbox", "test persons, /sandbox/*, banner on payer pages (default: on for SQLite, off for PostgreSQL; --sandbox=false to turn off)")
 	serverKey := fs.String("server-key", "", "64 hex characters sealing API keys (default for SQLite: a file beside the database)")
 	payAppID := fs.String("pay-appid", "wxmedpay0000000001", "pay_appid returned by unifiedorder (the payment mini-program)")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (serve HTTPS)")
@@ -47,6 +48,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	noPINLimit := fs.Int64("micropay-no-pin-limit", payment.DefaultNoPINLimit, "fen: a micropay (刷码付) up to this amount settles without the payer's PIN; above it the payer confirms with the PIN (0: always)")
 	var proxies listFlag
 	fs.Var(&proxies, "trusted-proxy", "address or CIDR of a proxy whose X-Forwarded-For is believed (repeatable)")
+	var callbackIPs listFlag
+	fs.Var(&callbackIPs, "callback-ip", "an egress address of the platform, answered by /cgi-bin/getcallbackip (repeatable)")
+	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this address only, not on --addr (e.g. 127.0.0.1:9090)")
+	metricsToken := fs.String("metrics-token", "", "bearer token that /metrics requires (Authorization: Bearer <token>)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off by default; keep it private)")
 	if err := parseFlags(fs, args, getenv); err != nil {
@@ -59,15 +64,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(logger)
 
-	isSandbox := !sqlstore.IsPostgres(*dsn)
-	switch strings.ToLower(*sandbox) {
-	case "":
-	case "true", "1", "on", "yes":
-		isSandbox = true
-	case "false", "0", "off", "no":
-		isSandbox = false
-	default:
-		return fmt.Errorf("--sandbox must be true or false, not %q", *sandbox)
+	isSandbox := sandbox.or(!sqlstore.IsPostgres(*dsn))
+	for _, ip := range callbackIPs {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("--callback-ip: %q is not an IP address", ip)
+		}
 	}
 	if *baseURL == "" {
 		scheme := "http"
@@ -84,6 +85,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	db := store.DB()
 	defer db.Close()
+	// Personal data written before it was sealed at rest is sealed now.
+	if n, err := store.SealPersonalData(ctx); err != nil {
+		return fmt.Errorf("seal personal data: %w", err)
+	} else if n > 0 {
+		logger.Info("sealed personal data at rest", "rows", n)
+	}
 
 	now := time.Now
 	sim := bureau.New(db, now)
@@ -118,7 +125,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	srv := medpayhttp.NewServer(medpayhttp.Config{
 		BaseURL: *baseURL, PayAppID: *payAppID, Sandbox: isSandbox,
 		AllowPrivateNotify: *allowPrivate, TrustedProxies: proxies,
-		MicropayNoPINLimit: *noPINLimit,
+		MicropayNoPINLimit: *noPINLimit, CallbackIPs: callbackIPs,
+		MetricsElsewhere: *metricsAddr != "", MetricsToken: *metricsToken,
 	}, medpayhttp.Deps{Store: store, Payment: pay, Bureau: sim, Cash: wallet, Logger: logger, Now: now, Registry: reg})
 
 	// Orders a crash left mid-saga are finished or undone before new work is taken.
@@ -136,6 +144,19 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
+	}
+	// /metrics on an address of its own (an operations network), when asked.
+	var metricsServer *http.Server
+	var mln net.Listener
+	if *metricsAddr != "" {
+		if mln, err = net.Listen("tcp", *metricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srv.MetricsHandler())
+		metricsServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		logger.Info("metrics serving", "addr", mln.Addr().String())
 	}
 	httpServer := &http.Server{
 		Handler:           srv,
@@ -167,7 +188,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	logger.Info("medpay serving", "addr", ln.Addr().String(), "base_url", *baseURL, "mode", mode, "db", sqlstore.Redact(*dsn))
 	fmt.Fprintf(stdout, "medpay serving on %s (%s, %s)\n", *baseURL, mode, db.Dialect())
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	if metricsServer != nil {
+		go func() { errc <- metricsServer.Serve(mln) }()
+	}
 	go func() {
 		if *tlsCert != "" {
 			errc <- httpServer.ServeTLS(ln, *tlsCert, *tlsKey)
@@ -182,6 +206,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownWindow)
 		err = httpServer.Shutdown(sctx)
 		cancel()
+	}
+	if metricsServer != nil {
+		metricsServer.Close()
 	}
 	stopBG()
 	wg.Wait()
