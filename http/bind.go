@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/medpay/medpay"
-	"github.com/medpay/medpay/bureau"
 	"github.com/medpay/medpay/payment"
 	"github.com/medpay/medpay/sqlstore"
 )
@@ -27,7 +26,7 @@ type payerView struct {
 	AppID    string // sandbox: the payer named in the query
 	OpenID   string
 	Form     identityForm
-	Cities   []bureau.City
+	Cities   []medpay.City
 	Card     *cardView // the card bound now, if any
 	Notice   string
 	// Payment code page.
@@ -48,7 +47,7 @@ type cardView struct {
 
 func (s *Server) cardView(b *medpay.Binding) *cardView {
 	city := b.CityID
-	for _, c := range bureau.Cities() {
+	for _, c := range s.cities {
 		if c.Code == b.CityID {
 			city = c.Name
 		}
@@ -82,12 +81,12 @@ func (s *Server) setWalletScenario(ctx context.Context, appid, openid string, b 
 		return nil
 	}
 	declining := false
-	if b != nil && s.bureau != nil {
-		p, err := s.bureau.PersonByIDNo(ctx, b.IDNo)
+	if b != nil && s.sandbox != nil {
+		p, err := s.sandboxPerson(ctx, b.IDNo)
 		if err != nil && !errors.Is(err, medpay.ErrNotFound) {
 			return err
 		}
-		declining = err == nil && p.Scenario == bureau.ScenarioCashDeclined
+		declining = err == nil && p.Scenario == scenarioCashDeclined
 	}
 	return s.cash.SetDeclining(ctx, medpay.PayerID(appid, openid), declining)
 }
@@ -122,7 +121,7 @@ func (s *Server) bindLink(w http.ResponseWriter, r *http.Request, token string) 
 
 // bindView prepares the bind form of link l.
 func (s *Server) bindView(ctx context.Context, l *sqlstore.BindLink, token string) (*payerView, error) {
-	v := &payerView{pageData: pageData{Title: "绑定医保卡"}, Token: token, Cities: bureau.Cities()}
+	v := &payerView{pageData: pageData{Title: "绑定医保卡"}, Token: token, Cities: s.cities}
 	m, err := s.store.MerchantByID(ctx, l.MerchantID)
 	if err != nil {
 		return nil, err
@@ -157,20 +156,20 @@ func (s *Server) bindPage(w http.ResponseWriter, r *http.Request) {
 
 // checkIdentity checks the form before the bureau is asked, and says in the payer's words what
 // is wrong.
-func checkIdentity(f identityForm) string {
+func (s *Server) checkIdentity(f identityForm) string {
 	switch {
 	case f.Name == "":
 		return "请输入姓名。"
 	case f.IDNo == "":
 		return "请输入身份证号。"
-	case !bureau.ValidIDNumber(f.IDNo):
+	case !medpay.ValidIDNumber(f.IDNo):
 		return "身份证号不正确:应为 18 位,最后一位是校验码(数字或 X)。请核对后重新输入。"
 	case f.CardNo == "":
 		return "请输入社会保障卡卡号。"
 	case f.CityID == "":
 		return "请选择参保城市。"
 	}
-	for _, c := range bureau.Cities() {
+	for _, c := range s.cities {
 		if c.Code == f.CityID {
 			return ""
 		}
@@ -202,13 +201,18 @@ func (s *Server) bindSubmit(w http.ResponseWriter, r *http.Request) {
 		CardNo: strings.TrimSpace(r.PostForm.Get("card_no")),
 		CityID: strings.TrimSpace(r.PostForm.Get("city_id")),
 	}
-	if msg := checkIdentity(v.Form); msg != "" {
+	if msg := s.checkIdentity(v.Form); msg != "" {
 		v.Error = msg
 		s.renderView(w, http.StatusUnprocessableEntity, "bind.html", v)
 		return
 	}
+	auth, err := s.bindAuth(ctx, v.Form.IDNo)
+	if err != nil {
+		s.pageError(w, err, "bind")
+		return
+	}
 	b, claimed, err := s.payment.BindCardWithLink(ctx, token, medpay.Identity{
-		Name: v.Form.Name, IDNo: v.Form.IDNo, CardNo: v.Form.CardNo, CityID: v.Form.CityID})
+		Name: v.Form.Name, IDNo: v.Form.IDNo, CardNo: v.Form.CardNo, CityID: v.Form.CityID}, auth)
 	var refused *medpay.Error
 	switch {
 	case errors.Is(err, payment.ErrLinkUnusable) || errors.Is(err, medpay.ErrNotFound):

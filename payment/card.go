@@ -3,6 +3,7 @@ package payment
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/medpay/medpay"
@@ -10,14 +11,24 @@ import (
 	"github.com/medpay/medpay/sqlstore"
 )
 
-// BindCard verifies a payer's identity with the bureau and binds the card to (appid, openid).
-func (s *Service) BindCard(ctx context.Context, appid, openid string, id medpay.Identity) (*medpay.Binding, error) {
-	p, err := s.Bureau.VerifyIdentity(ctx, id)
+// BindCard verifies a payer's identity with the bureau (1101) and binds the card to (appid,
+// openid) under auth, the payer's long-lived authorisation at the bureau (scope bind), which
+// must be the same person's: the holder proved it on the bureau's page.
+func (s *Service) BindCard(ctx context.Context, appid, openid string, id medpay.Identity, auth *medpay.PayAuth) (*medpay.Binding, error) {
+	if auth == nil || auth.PayAuthNo == "" {
+		return nil, medpay.Errorf(medpay.ErrIdentityMismatch, "需要参保人在医保电子凭证页面授权")
+	}
+	p, err := s.Bureau.Identify(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	b := &medpay.Binding{AppID: appid, OpenID: openid, PsnNo: p.PsnNo, Name: p.Name, IDNo: p.IDNo,
-		CardNo: p.CardNo, CityID: p.CityID, Insutype: p.Insutype}
+	if p.PsnNo != auth.PsnNo {
+		return nil, medpay.Errorf(medpay.ErrIdentityMismatch, "授权的参保人与填写的身份信息不一致")
+	}
+	// The bureau may answer masked names and numbers: keep what the payer typed, now verified.
+	b := &medpay.Binding{AppID: appid, OpenID: openid, PsnNo: p.PsnNo, Name: strings.TrimSpace(id.Name),
+		IDNo: strings.ToUpper(strings.TrimSpace(id.IDNo)), CardNo: strings.TrimSpace(id.CardNo), CityID: p.CityID,
+		Insutype: p.Insutype, PayAuthNo: auth.PayAuthNo}
 	if err := s.Store.Bind(ctx, b, s.now()); err != nil {
 		return nil, err
 	}
@@ -67,12 +78,12 @@ func (s *Service) claimLink(ctx context.Context, token string) (*sqlstore.BindLi
 // BindCardWithLink binds a card through a single-use link: the link is claimed, the bureau
 // verifies the identity, the card is bound to the link's payer. A refusal by the bureau gives the
 // link back (counted against sqlstore.MaxBindFailures), so the payer can correct a typo.
-func (s *Service) BindCardWithLink(ctx context.Context, token string, id medpay.Identity) (*medpay.Binding, *sqlstore.BindLink, error) {
+func (s *Service) BindCardWithLink(ctx context.Context, token string, id medpay.Identity, auth *medpay.PayAuth) (*medpay.Binding, *sqlstore.BindLink, error) {
 	l, err := s.claimLink(ctx, token)
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := s.BindCard(ctx, l.AppID, l.OpenID, id)
+	b, err := s.BindCard(ctx, l.AppID, l.OpenID, id, auth)
 	if err != nil {
 		var refused *medpay.Error
 		failed := errors.As(err, &refused)

@@ -144,7 +144,9 @@ func (s *Service) advanceRefund(ctx context.Context, r *medpay.Refund) (*medpay.
 
 // refundBureau gives the insured part back.
 func (s *Service) refundBureau(ctx context.Context, o *medpay.Order, r *medpay.Refund) error {
-	br, err := s.Bureau.Refund(ctx, r.BureauSerial(), o.SettleSerial())
+	req := medpay.RefundRequest{PayOrdID: o.PayOrdID, AppRefdSn: r.BureauSerial(), PayAuthNo: o.PayAuthNo,
+		RefdType: medpay.RefundHI, HifpPay: o.HifpPay, AcctPay: o.AcctPay}
+	br, err := s.Bureau.Refund(ctx, req)
 	s.fault("bureau_refunded")
 	var rejected *medpay.Error
 	switch {
@@ -160,7 +162,8 @@ func (s *Service) refundBureau(ctx context.Context, o *medpay.Order, r *medpay.R
 		}
 		return medpay.Errorf(medpay.ErrBureauRefund, "bureau refused the refund: %s", rejected.Message)
 	case err != nil:
-		if br, err = s.Bureau.QueryRefund(ctx, r.BureauSerial()); err != nil {
+		// 6203 is idempotent on appRefdSn: asking again is how its outcome is found.
+		if br, err = s.Bureau.Refund(ctx, req); err != nil {
 			// Unknown: the refund is idempotent on its serial, so a retry (or recovery) asks again.
 			s.log().Warn("bureau refund outcome unknown", "med_refund_id", r.MedRefundID, "err", err)
 			return medpay.Errorf(medpay.ErrBureauRefund, "bureau refund outcome unknown; retry with the same hosp_out_refund_no")

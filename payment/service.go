@@ -224,25 +224,27 @@ func (s *Service) preSettle(ctx context.Context, r *PlaceRequest, o *medpay.Orde
 	if b.CityID != r.CityID {
 		return medpay.Errorf(medpay.ErrIdentityMismatch, "the bound card belongs to city %s, not %s", b.CityID, r.CityID)
 	}
-	o.PsnNo, o.CardNo = b.PsnNo, b.CardNo
-	st, err := s.Bureau.PreSettle(ctx, s.settleRequest(o, r.Merchant.Level, ""))
+	if b.PayAuthNo == "" {
+		// A card bound before the bureau's authorisation was required: the payer binds again.
+		return medpay.Errorf(medpay.ErrNoCard, "the card must be bound again to authorise payments")
+	}
+	o.PsnNo, o.CardNo, o.PayAuthNo = b.PsnNo, b.CardNo, b.PayAuthNo
+	st, err := s.Bureau.Upload(ctx, medpay.UploadRequest{
+		MedOrgOrd:      o.MedTransID,
+		PayAuthNo:      o.PayAuthNo,
+		PsnNo:          o.PsnNo,
+		CityID:         o.CityID,
+		OrgCodg:        o.OrgNo,
+		HospLevel:      r.Merchant.Level,
+		OrderType:      o.OrderType,
+		RequestContent: o.RequestContent,
+		DefaultFee:     o.RequestedInsurance() + o.RequestedCash(),
+	})
 	if err != nil {
 		return bureauError(err)
 	}
+	o.PayOrdID, o.PayToken = st.PayOrdID, st.PayToken
 	return applySplit(o, st)
-}
-
-func (s *Service) settleRequest(o *medpay.Order, level int, serial string) medpay.SettleRequest {
-	return medpay.SettleRequest{
-		Serial:         serial,
-		PsnNo:          o.PsnNo,
-		CityID:         o.CityID,
-		HospLevel:      level,
-		OrderType:      o.OrderType,
-		OrgNo:          o.OrgNo,
-		RequestContent: o.RequestContent,
-		DefaultFee:     o.RequestedInsurance() + o.RequestedCash(),
-	}
 }
 
 // applySplit sets the order's figures from a bureau split, or fails with 507 when they differ

@@ -12,12 +12,12 @@ import (
 // Bind stores b as the card bound to (b.AppID, b.OpenID), replacing an earlier one.
 func (s *Store) Bind(ctx context.Context, b *medpay.Binding, now time.Time) error {
 	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO bindings (appid, openid, psn_no, name, id_no, card_no, city_id, insutype, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		_, err := tx.ExecContext(ctx, `INSERT INTO bindings (appid, openid, psn_no, name, id_no, card_no, city_id, insutype, created_at, pay_auth_no)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 			ON CONFLICT (appid, openid) DO UPDATE SET psn_no = excluded.psn_no, name = excluded.name,
 			id_no = excluded.id_no, card_no = excluded.card_no, city_id = excluded.city_id,
-			insutype = excluded.insutype, created_at = excluded.created_at`,
-			b.AppID, b.OpenID, b.PsnNo, b.Name, b.IDNo, b.CardNo, b.CityID, b.Insutype, ms(now))
+			insutype = excluded.insutype, created_at = excluded.created_at, pay_auth_no = excluded.pay_auth_no`,
+			b.AppID, b.OpenID, b.PsnNo, b.Name, b.IDNo, b.CardNo, b.CityID, b.Insutype, ms(now), s.sealOptional(b.PayAuthNo))
 		return err
 	})
 }
@@ -33,13 +33,20 @@ func (s *Store) Unbind(ctx context.Context, appid, openid string) error {
 // BindingFor returns the card bound to (appid, openid), or medpay.ErrNotFound.
 func (s *Store) BindingFor(ctx context.Context, appid, openid string) (*medpay.Binding, error) {
 	var b medpay.Binding
-	err := s.db.sql.QueryRowContext(ctx, `SELECT appid, openid, psn_no, name, id_no, card_no, city_id, insutype
+	var payAuth string
+	err := s.db.sql.QueryRowContext(ctx, `SELECT appid, openid, psn_no, name, id_no, card_no, city_id, insutype, pay_auth_no
 		FROM bindings WHERE appid = $1 AND openid = $2`, appid, openid).Scan(
-		&b.AppID, &b.OpenID, &b.PsnNo, &b.Name, &b.IDNo, &b.CardNo, &b.CityID, &b.Insutype)
+		&b.AppID, &b.OpenID, &b.PsnNo, &b.Name, &b.IDNo, &b.CardNo, &b.CityID, &b.Insutype, &payAuth)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, medpay.ErrNotFound
 	}
-	return &b, err
+	if err != nil {
+		return nil, err
+	}
+	if b.PayAuthNo, err = s.openOptional(payAuth); err != nil {
+		return nil, err
+	}
+	return &b, nil
 }
 
 // PIN lockout policy.

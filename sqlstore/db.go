@@ -97,15 +97,29 @@ func sqliteDSN(path string) string {
 }
 
 func (db *DB) migrate(ctx context.Context) error {
-	sub, err := fs.Sub(migrations, "migrations/"+db.dialect)
+	return db.MigrateTrack(ctx, migrations, "migrations", "")
+}
+
+// MigrateTrack applies the migrations under dir/<dialect> of fsys, recording them in their own
+// version table (and, on PostgreSQL, taking their own lock) when table is not empty: a component
+// that keeps its own tables in the platform's database (a simulator) migrates on its own track.
+func (db *DB) MigrateTrack(ctx context.Context, fsys fs.FS, dir, table string) error {
+	sub, err := fs.Sub(fsys, dir+"/"+db.dialect)
 	if err != nil {
 		return err
 	}
 	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	if table != "" {
+		opts = append(opts, goose.WithTableName(table))
+	}
 	dialect := goose.DialectSQLite3
 	if db.dialect == Postgres {
 		dialect = goose.DialectPostgres
-		locker, err := lock.NewPostgresTableLocker()
+		var lopts []lock.TableLockerOption
+		if table != "" {
+			lopts = append(lopts, lock.WithTableName(table+"_lock"))
+		}
+		locker, err := lock.NewPostgresTableLocker(lopts...)
 		if err != nil {
 			return err
 		}

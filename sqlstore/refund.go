@@ -48,7 +48,7 @@ func (s *Store) refundList(ctx context.Context, q rowsQuerier, where string, arg
 func (s *Store) CreateRefund(ctx context.Context, orderID int64, build func(o *medpay.Order, prior []*medpay.Refund) (*medpay.Refund, error)) (*medpay.Refund, error) {
 	var out *medpay.Refund
 	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		o, err := scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1`+s.db.LockRow(), orderID))
+		o, err := s.scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1`+s.db.LockRow(), orderID))
 		if err != nil {
 			return err
 		}

@@ -40,7 +40,11 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	defer store.DB().Close()
-	r, err := reconcile.Day(ctx, store, bureau.New(store.DB(), nil), cash.New(store.DB(), nil), day)
+	sim, err := bureau.Open(ctx, store.DB(), nil)
+	if err != nil {
+		return err
+	}
+	r, err := reconcile.Day(ctx, store, sim, cash.New(store.DB(), nil), day)
 	if err != nil {
 		return err
 	}

@@ -85,7 +85,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer db.Close()
 
 	now := time.Now
-	sim := bureau.New(db, now)
+	sim, err := bureau.Open(ctx, db, now)
+	if err != nil {
+		return err
+	}
+	sim.BaseURL = *baseURL + "/bureau"
 	if isSandbox {
 		if err := sim.Seed(ctx); err != nil {
 			return fmt.Errorf("seed sandbox persons: %w", err)
@@ -118,7 +122,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		BaseURL: *baseURL, PayAppID: *payAppID, Sandbox: isSandbox,
 		AllowPrivateNotify: *allowPrivate, TrustedProxies: proxies,
 		MicropayNoPINLimit: *noPINLimit,
-	}, medpayhttp.Deps{Store: store, Payment: pay, Bureau: sim, Cash: wallet, Logger: logger, Now: now, Registry: reg})
+	}, medpayhttp.Deps{Store: store, Payment: pay, Bureau: sim, Sandbox: sim,
+		Cities: bureau.CityList(), Cash: wallet, Logger: logger, Now: now, Registry: reg})
 
 	// Orders a crash left mid-saga are finished or undone before new work is taken.
 	if n, err := pay.RecoverOnce(ctx, now().Add(time.Hour), 1000); err != nil {

@@ -95,7 +95,11 @@ func New(t testing.TB, opts Options) *Env {
 	clock := &Clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, wire.CST)}
 	e := &Env{DB: db, Store: sqlstore.NewStore(db, box), Clock: clock, Metrics: prometheus.NewRegistry()}
 	e.Store.Now = clock.Now
-	e.Bureau = bureau.New(db, clock.Now)
+	sim, err := bureau.Open(context.Background(), db, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Bureau = sim
 	if err := e.Bureau.Seed(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +120,7 @@ func New(t testing.TB, opts Options) *Env {
 	srv := httptest.NewUnstartedServer(nil)
 	cfg.BaseURL = "http://" + srv.Listener.Addr().String()
 	srv.Config.Handler = medpayhttp.NewServer(cfg, medpayhttp.Deps{Store: e.Store, Payment: e.Pay, Bureau: e.Bureau,
-		Cash: e.Cash, Logger: logger, Now: clock.Now, Registry: e.Metrics})
+		Sandbox: e.Bureau, Cities: bureau.CityList(), Cash: e.Cash, Logger: logger, Now: clock.Now, Registry: e.Metrics})
 	srv.Start()
 	t.Cleanup(srv.Close)
 	e.Server, e.URL = srv, srv.URL
