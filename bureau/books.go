@@ -51,8 +51,22 @@ func fingerprint(req billRequest, orgCodg string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func outcomeUnknown(op, key string) error {
-	return fmt.Errorf("bureau: %s %s: 医保中心响应超时: %w", op, key, medpay.ErrOutcomeUnknown)
+// LostAnswer is a scenario's answer that does not reach the caller (medpay.ErrOutcomeUnknown):
+// in process it is this error; served over the network, the answer is held past the caller's
+// deadline (Hold: bureau_timeout) or dropped.
+type LostAnswer struct {
+	Op, Key string
+	Hold    bool
+}
+
+func (e *LostAnswer) Error() string {
+	return fmt.Sprintf("bureau: %s %s: 医保中心响应超时: %v", e.Op, e.Key, medpay.ErrOutcomeUnknown)
+}
+
+func (e *LostAnswer) Unwrap() error { return medpay.ErrOutcomeUnknown }
+
+func outcomeUnknown(op, key string, hold bool) error {
+	return &LostAnswer{Op: op, Key: key, Hold: hold}
 }
 
 // orderRow is a row of bureau_orders.
@@ -273,13 +287,13 @@ func (s *Simulator) Settle(ctx context.Context, req medpay.SettleRequest) (*medp
 	// A bureau_timeout person never gets an answer, whether the bureau refused or not; only our
 	// own system errors come through.
 	if scenario == ScenarioBureauTimeout && (err == nil || medpay.ErrorCode(err) != medpay.ErrSystem) {
-		return nil, outcomeUnknown("settle", req.PayOrdID)
+		return nil, outcomeUnknown("settle", req.PayOrdID, true)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if scenario == ScenarioSettleLost && created {
-		return nil, outcomeUnknown("settle", req.PayOrdID)
+		return nil, outcomeUnknown("settle", req.PayOrdID, false)
 	}
 	return res, nil
 }
@@ -330,7 +344,7 @@ func (s *Simulator) Query(ctx context.Context, ref medpay.OrderRef) (*medpay.Set
 		return nil, err
 	}
 	if r.Scenario == ScenarioBureauTimeout {
-		return nil, outcomeUnknown("query", ref.PayOrdID)
+		return nil, outcomeUnknown("query", ref.PayOrdID, true)
 	}
 	return r.settlement(), nil
 }
@@ -525,7 +539,7 @@ func (s *Simulator) Refund(ctx context.Context, req medpay.RefundRequest) (*medp
 		return nil, err
 	}
 	if scenario == ScenarioRefundUnknown && created {
-		return nil, outcomeUnknown("refund", req.AppRefdSn)
+		return nil, outcomeUnknown("refund", req.AppRefdSn, false)
 	}
 	return res, nil
 }

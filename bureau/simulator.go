@@ -313,7 +313,7 @@ func accumulator(ctx context.Context, q querier, psnNo string, year int, group s
 // ---- identity ----
 
 // Identify (1101) checks name, ID number, card number and city against the bureau's records
-// (card binding). A mismatch is medpay.ErrIdentityMismatch (512) with a Chinese message naming
+// (card binding); an empty card number or city is not checked (they are optional in 1101). A mismatch is medpay.ErrIdentityMismatch (512) with a Chinese message naming
 // the field; the ID number is never echoed in full. A suspended person verifies (binding
 // succeeds) with Status "suspended".
 func (s *Simulator) Identify(ctx context.Context, id medpay.Identity) (*medpay.InsuredPerson, error) {
@@ -331,9 +331,9 @@ func (s *Simulator) Identify(ctx context.Context, id medpay.Identity) (*medpay.I
 	switch {
 	case strings.TrimSpace(id.Name) != p.Name:
 		return nil, medpay.Errorf(medpay.ErrIdentityMismatch, "姓名与身份证号 %s 的参保登记信息不一致", medpay.MaskIDNo(idNo))
-	case strings.TrimSpace(id.CardNo) != p.CardNo:
+	case id.CardNo != "" && strings.TrimSpace(id.CardNo) != p.CardNo:
 		return nil, medpay.Errorf(medpay.ErrIdentityMismatch, "社保卡号与参保登记信息不一致")
-	case strings.TrimSpace(id.CityID) != p.CityID:
+	case id.CityID != "" && strings.TrimSpace(id.CityID) != p.CityID:
 		return nil, medpay.Errorf(medpay.ErrIdentityMismatch, "该人员未在所选城市（%s）参保", s.cityName(id.CityID))
 	}
 	return &medpay.InsuredPerson{PsnNo: p.PsnNo, Name: p.Name, IDNo: p.IDNo, CardNo: p.CardNo, CityID: p.CityID,

@@ -52,6 +52,20 @@ func IsPostgres(dsn string) bool {
 
 // Open opens dsn (a postgres:// URL, or else an SQLite file path) and applies migrations.
 func Open(ctx context.Context, dsn string) (*DB, error) {
+	db, err := OpenBare(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.sql.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// OpenBare opens dsn without the platform's migrations, for a component that keeps only its own
+// tables there (MigrateTrack).
+func OpenBare(ctx context.Context, dsn string) (*DB, error) {
 	db := &DB{dsn: dsn}
 	var err error
 	if IsPostgres(dsn) {
@@ -77,10 +91,6 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err := db.sql.PingContext(ctx); err != nil {
 		db.sql.Close()
 		return nil, fmt.Errorf("open database: %w", err)
-	}
-	if err := db.migrate(ctx); err != nil {
-		db.sql.Close()
-		return nil, err
 	}
 	return db, nil
 }
