@@ -110,9 +110,8 @@ func (s *Server) answer(ctx context.Context, route string, err error) error {
 			case <-ctx.Done():
 			case <-t.C:
 			}
-			return err
 		}
-		// The bureau acted and the answer is lost on the way: the connection drops.
+		// The answer is lost on the way (or never comes): the connection drops.
 		panic(http.ErrAbortHandler)
 	}
 	var me *medpay.Error

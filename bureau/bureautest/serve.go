@@ -2,6 +2,8 @@ package bureautest
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -19,6 +21,7 @@ import (
 // for the caller.
 type Served struct {
 	URL         string
+	DB          *sqlstore.DB
 	Server      *httptest.Server
 	Sim         *bureau.Simulator
 	Institution *bureau.NewInstitution
@@ -27,8 +30,9 @@ type Served struct {
 
 // Serve migrates db's bureau tables, seeds the sandbox persons, registers an institution and
 // serves the bureau until the test ends. now is the bureau's business clock (nil: time.Now);
-// envelopes always use the real clock.
-func Serve(t testing.TB, db *sqlstore.DB, now func() time.Time) *Served {
+// envelopes always use the real clock. hold bounds how long a bureau_timeout person's answer is
+// held before the connection is dropped (0: a minute, past any caller's deadline).
+func Serve(t testing.TB, db *sqlstore.DB, now func() time.Time, hold time.Duration) *Served {
 	t.Helper()
 	ctx := context.Background()
 	sim, err := bureau.Open(ctx, db, now)
@@ -44,14 +48,18 @@ func Serve(t testing.TB, db *sqlstore.DB, now func() time.Time) *Served {
 	}
 	srv := httptest.NewUnstartedServer(nil)
 	sim.BaseURL = "http://" + srv.Listener.Addr().String()
-	h, err := bureau.NewServer(ctx, sim, bureau.ServerOptions{Sandbox: true, Hold: time.Minute})
+	if hold <= 0 {
+		hold = time.Minute
+	}
+	h, err := bureau.NewServer(ctx, sim, bureau.ServerOptions{Sandbox: true, Hold: hold,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.Config.Handler = h
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return &Served{URL: sim.BaseURL, Server: srv, Sim: sim, Institution: in, PrivateKey: in.PrivateKey}
+	return &Served{URL: sim.BaseURL, DB: db, Server: srv, Sim: sim, Institution: in, PrivateKey: in.PrivateKey}
 }
 
 // HSA returns an envelope client of the institution with the deadline timeout per call.
