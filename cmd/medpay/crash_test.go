@@ -75,7 +75,7 @@ func freeAddr(t *testing.T) string {
 func serve(t *testing.T, db, addr string, env ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(binary(t), "serve", "--db", db, "--addr", addr)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), remoteEnv(t)...), env...)
 	stderr, _ := cmd.StderrPipe()
 	cmd.Stdout = io.Discard
 	if err := cmd.Start(); err != nil {
@@ -312,7 +312,7 @@ func TestKillMidPayment(t *testing.T) {
 	}
 	box, _ := secret.NewBox(key)
 	store := sqlstore.NewStore(sdb, box)
-	sim := bureau.New(sdb, nil)
+	sim := bureau.New(bureauBooks(t, sdb), nil)
 	wallet := cash.New(sdb, nil)
 	if total, err := store.LedgerTotal(ctx); err != nil || total != 0 {
 		t.Fatalf("ledger total %d, %v", total, err)
@@ -452,7 +452,7 @@ func TestKillMidRefund(t *testing.T) {
 			t.Errorf("%s: net ledger after a whole refund %v", point, moves)
 		}
 		var n int
-		sdb.SQL().QueryRow(`SELECT COUNT(*) FROM bureau_order_refunds WHERE app_refd_sn = $1`, r.BureauSerial()).Scan(&n)
+		bureauBooks(t, sdb).SQL().QueryRow(`SELECT COUNT(*) FROM bureau_order_refunds WHERE app_refd_sn = $1`, r.BureauSerial()).Scan(&n)
 		if n != 1 {
 			t.Errorf("%s: bureau refunds %d", point, n)
 		}
