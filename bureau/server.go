@@ -544,7 +544,9 @@ func (s *Server) renderAuth(w http.ResponseWriter, r *http.Request, status int, 
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	// No form-action: the confirmation redirects to the institution's redirect_uri, and browsers
+	// apply form-action to the whole redirect chain.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	w.WriteHeader(status)
 	if err := authTemplate.Execute(w, av); err != nil {
 		s.log.Error("bureau auth page", "err", err)

@@ -108,7 +108,7 @@ func (s *Server) bindLink(w http.ResponseWriter, r *http.Request, token string) 
 	switch {
 	case !l.UsedAt.IsZero():
 		d.Title, d.Message = "链接已使用", "每个绑卡链接只能使用一次。如需再次绑卡或解绑,请回到医院页面重新获取链接。"
-	case l.Failures >= sqlstore.MaxBindFailures:
+	case l.Failures >= payment.MaxBindFailures:
 		d.Title, d.Message = "验证失败次数过多", "为保护您的信息,该链接已失效。请核对身份证和社保卡后,回到医院页面重新获取链接。"
 	case !now.Before(l.ExpiresAt):
 		d.Title, d.Message = "链接已过期", "绑卡链接 10 分钟内有效。请回到医院页面重新获取链接。"
@@ -206,26 +206,50 @@ func (s *Server) bindSubmit(w http.ResponseWriter, r *http.Request) {
 		s.renderView(w, http.StatusUnprocessableEntity, "bind.html", v)
 		return
 	}
-	auth, err := s.bindAuth(ctx, v.Form.IDNo)
-	if err != nil {
-		s.pageError(w, err, "bind")
-		return
-	}
-	b, claimed, err := s.payment.BindCardWithLink(ctx, token, medpay.Identity{
-		Name: v.Form.Name, IDNo: v.Form.IDNo, CardNo: v.Form.CardNo, CityID: v.Form.CityID}, auth)
+	// The bureau verifies the identity; then the payer proves to be its holder on the bureau's
+	// authorisation page, which sends them back to bindAuthorized.
+	claimed, err := s.payment.VerifyForBind(ctx, token, medpay.Identity{
+		Name: v.Form.Name, IDNo: v.Form.IDNo, CardNo: v.Form.CardNo, CityID: v.Form.CityID})
 	var refused *medpay.Error
 	switch {
 	case errors.Is(err, payment.ErrLinkUnusable) || errors.Is(err, medpay.ErrNotFound):
 		s.bindLink(w, r, token) // used or expired meanwhile: say which
 		return
 	case errors.As(err, &refused):
-		if claimed.Failures >= sqlstore.MaxBindFailures {
+		if claimed.Failures >= payment.MaxBindFailures {
 			s.bindLink(w, r, token)
 			return
 		}
 		v.Error = fmt.Sprintf("%s。请核对后重新输入(还可尝试 %d 次)。", strings.TrimRight(refused.Message, "。"),
-			sqlstore.MaxBindFailures-claimed.Failures)
+			payment.MaxBindFailures-claimed.Failures)
 		s.renderView(w, http.StatusUnprocessableEntity, "bind.html", v)
+		return
+	case err != nil:
+		s.pageError(w, err, "bind")
+		return
+	}
+	back := s.cfg.BaseURL + "/bind/" + token + "/authorized"
+	http.Redirect(w, r, s.bureau.AuthURL(back, "bind", medpay.ScopeBind), http.StatusSeeOther)
+}
+
+// bindAuthorized is where the bureau's authorisation page sends the payer back (?authCode=):
+// the card is bound when the authorisation is the verified person's.
+func (s *Server) bindAuthorized(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	token := r.PathValue("token")
+	l, ok := s.bindLink(w, r, token)
+	if !ok {
+		return
+	}
+	b, _, err := s.payment.CompleteBind(ctx, token, r.URL.Query().Get("authCode"))
+	var refused *medpay.Error
+	switch {
+	case errors.Is(err, payment.ErrLinkUnusable) || errors.Is(err, medpay.ErrNotFound):
+		s.bindLink(w, r, token)
+		return
+	case errors.As(err, &refused):
+		s.render(w, http.StatusUnprocessableEntity, "result.html", &pageData{Title: "授权未完成",
+			Message: strings.TrimRight(refused.Message, "。") + "。请返回重新绑定。", Return: "/bind/" + token})
 		return
 	case err != nil:
 		s.pageError(w, err, "bind")

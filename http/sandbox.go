@@ -166,14 +166,6 @@ func (s *Server) sandboxPerson(ctx context.Context, idNo string) (*medpay.Sandbo
 	return nil, medpay.ErrNotFound
 }
 
-// bindAuth obtains the payer's long-lived authorisation for the person idNo on the bind page.
-func (s *Server) bindAuth(ctx context.Context, idNo string) (*medpay.PayAuth, error) {
-	if s.sandbox == nil {
-		return nil, errors.New("bind page: the bureau's authorisation page is not available")
-	}
-	return s.sandbox.SandboxPayAuth(ctx, idNo, medpay.ScopeBind)
-}
-
 func statusFor(err error) int {
 	switch medpay.ErrorCode(err) {
 	case medpay.ErrSystem:

@@ -2,6 +2,7 @@ package payment
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -63,9 +64,13 @@ func (s *Service) BindLink(ctx context.Context, token string) (*sqlstore.BindLin
 	return s.Store.BindLinkByHash(ctx, secret.Hash(token))
 }
 
+// MaxBindFailures is the number of identities a bind link may try before it is burnt: a link
+// cannot be used to probe the bureau's register.
+const MaxBindFailures = 5
+
 // claimLink claims the link of token, or fails with ErrLinkUnusable (or medpay.ErrNotFound).
 func (s *Service) claimLink(ctx context.Context, token string) (*sqlstore.BindLink, error) {
-	l, err := s.Store.ClaimBindLink(ctx, secret.Hash(token), s.now())
+	l, err := s.Store.ClaimBindLink(ctx, secret.Hash(token), s.now(), MaxBindFailures)
 	if errors.Is(err, medpay.ErrNotFound) {
 		if _, err := s.BindLink(ctx, token); err != nil {
 			return nil, err
@@ -75,24 +80,70 @@ func (s *Service) claimLink(ctx context.Context, token string) (*sqlstore.BindLi
 	return l, err
 }
 
-// BindCardWithLink binds a card through a single-use link: the link is claimed, the bureau
-// verifies the identity, the card is bound to the link's payer. A refusal by the bureau gives the
-// link back (counted against sqlstore.MaxBindFailures), so the payer can correct a typo.
-func (s *Service) BindCardWithLink(ctx context.Context, token string, id medpay.Identity, auth *medpay.PayAuth) (*medpay.Binding, *sqlstore.BindLink, error) {
+// release gives a claimed link back after a use that did not happen; failed counts it against
+// MaxBindFailures.
+func (s *Service) release(ctx context.Context, l *sqlstore.BindLink, failed bool) {
+	if err := s.Store.ReleaseBindLink(ctx, l, failed); err != nil {
+		s.log().Warn("release bind link", "err", err)
+	}
+	if failed {
+		l.Failures++
+	}
+}
+
+// pendingBind is what a bind link's use has proved before the bureau's authorisation.
+type pendingBind struct {
+	Identity medpay.Identity `json:"identity"`
+	PsnNo    string          `json:"psn_no"`
+}
+
+// VerifyForBind is the first step of binding through a link: the bureau verifies the identity
+// the payer typed (1101), and the link remembers it while the payer authorises at the bureau
+// (AuthURL, scope bind). A refusal by the bureau counts against MaxBindFailures, so the payer
+// can correct a typo but not probe the register.
+func (s *Service) VerifyForBind(ctx context.Context, token string, id medpay.Identity) (*sqlstore.BindLink, error) {
+	l, err := s.claimLink(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.Bureau.Identify(ctx, id)
+	if err != nil {
+		var refused *medpay.Error
+		s.release(ctx, l, errors.As(err, &refused))
+		return l, err
+	}
+	b, _ := json.Marshal(pendingBind{Identity: id, PsnNo: p.PsnNo})
+	err = s.Store.SetBindLinkPending(ctx, l, string(b))
+	s.release(ctx, l, false) // the link is used up only by the binding itself
+	return l, err
+}
+
+// CompleteBind is the second step: the bureau's authorisation (authCode, scope bind) must be
+// for the person verified in the first, and then the card is bound with its long-lived
+// payAuthNo and the link used up.
+func (s *Service) CompleteBind(ctx context.Context, token, authCode string) (*medpay.Binding, *sqlstore.BindLink, error) {
 	l, err := s.claimLink(ctx, token)
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := s.BindCard(ctx, l.AppID, l.OpenID, id, auth)
+	var pb pendingBind
+	if l.Pending == "" || json.Unmarshal([]byte(l.Pending), &pb) != nil {
+		s.release(ctx, l, false)
+		return nil, l, medpay.Errorf(medpay.ErrIdentityMismatch, "请先填写并核验身份信息")
+	}
+	auth, err := s.Bureau.Authorize(ctx, authCode)
+	if err == nil && auth.PsnNo != pb.PsnNo {
+		err = medpay.Errorf(medpay.ErrIdentityMismatch, "授权的参保人与填写的身份信息不一致")
+	}
 	if err != nil {
 		var refused *medpay.Error
-		failed := errors.As(err, &refused)
-		if rerr := s.Store.ReleaseBindLink(ctx, l, failed); rerr != nil {
-			s.log().Warn("release bind link", "err", rerr)
-		}
-		if failed {
-			l.Failures++
-		}
+		s.release(ctx, l, errors.As(err, &refused))
+		return nil, l, err
+	}
+	b, err := s.BindCard(ctx, l.AppID, l.OpenID, pb.Identity, auth)
+	if err != nil {
+		var refused *medpay.Error
+		s.release(ctx, l, errors.As(err, &refused))
 		return nil, l, err
 	}
 	return b, l, nil
@@ -105,9 +156,7 @@ func (s *Service) UnbindWithLink(ctx context.Context, token string) (*sqlstore.B
 		return nil, err
 	}
 	if err := s.Store.Unbind(ctx, l.AppID, l.OpenID); err != nil {
-		if rerr := s.Store.ReleaseBindLink(ctx, l, false); rerr != nil {
-			s.log().Warn("release bind link", "err", rerr)
-		}
+		s.release(ctx, l, false)
 		return nil, err
 	}
 	return l, nil

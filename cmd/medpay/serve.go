@@ -94,16 +94,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	var bureauSandbox medpay.BureauSandbox
 	var bureauServer http.Handler
 	if sim != nil {
-		// The in-process simulator, also served at <base-url>/bureau in sandbox mode.
+		// The in-process simulator, also served at <base-url>/bureau (its authorisation page;
+		// its sandbox API in sandbox mode).
 		sim.BaseURL = *baseURL + "/bureau"
 		bureauSandbox = sim
 		if isSandbox {
 			if err := sim.Seed(ctx); err != nil {
 				return fmt.Errorf("seed sandbox persons: %w", err)
 			}
-			if bureauServer, err = bureau.NewServer(ctx, sim, bureau.ServerOptions{Sandbox: true, Logger: logger}); err != nil {
-				return err
-			}
+		}
+		if bureauServer, err = bureau.NewServer(ctx, sim, bureau.ServerOptions{Sandbox: isSandbox, Logger: logger}); err != nil {
+			return err
 		}
 	} else if isSandbox {
 		bureauSandbox = remote // the simulated bureau's sandbox API

@@ -114,6 +114,7 @@ func New(t testing.TB, opts Options) *Env {
 	// its own, the platform talking to it through the national protocol.
 	var api medpay.Bureau
 	var sandbox medpay.BureauSandbox
+	var inProcess *bureau.Simulator
 	if Remote() {
 		// A bureau_timeout person's answer is held a moment, then its connection dropped: the
 		// platform sees no answer as after its deadline, without the suites waiting for it.
@@ -129,6 +130,7 @@ func New(t testing.TB, opts Options) *Env {
 			t.Fatal(err)
 		}
 		e.Bureau, e.BureauDB, api, sandbox = sim, db, sim, sim
+		inProcess = sim
 	}
 	e.BureauAPI = api
 	e.Cash = cash.New(db, clock.Now)
@@ -147,8 +149,21 @@ func New(t testing.TB, opts Options) *Env {
 	}
 	srv := httptest.NewUnstartedServer(nil)
 	cfg.BaseURL = "http://" + srv.Listener.Addr().String()
-	srv.Config.Handler = medpayhttp.NewServer(cfg, medpayhttp.Deps{Store: e.Store, Payment: e.Pay, Bureau: api,
+	var handler http.Handler = medpayhttp.NewServer(cfg, medpayhttp.Deps{Store: e.Store, Payment: e.Pay, Bureau: api,
 		Sandbox: sandbox, Cities: bureau.CityList(), Cash: e.Cash, Logger: logger, Now: clock.Now, Registry: e.Metrics})
+	if inProcess != nil {
+		// As medpay serve does: the in-process bureau's pages at <base-url>/bureau.
+		inProcess.BaseURL = cfg.BaseURL + "/bureau"
+		bs, err := bureau.NewServer(context.Background(), inProcess, bureau.ServerOptions{Sandbox: cfg.Sandbox, Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/bureau/", http.StripPrefix("/bureau", bs))
+		mux.Handle("/", handler)
+		handler = mux
+	}
+	srv.Config.Handler = handler
 	srv.Start()
 	t.Cleanup(srv.Close)
 	e.Server, e.URL = srv, srv.URL
