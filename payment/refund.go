@@ -234,7 +234,7 @@ func (s *Service) saveRefund(ctx context.Context, r, next *medpay.Refund, ch sql
 func (s *Service) finishRefund(ctx context.Context, o *medpay.Order, r, next *medpay.Refund, ts []medpay.Transfer) error {
 	now := s.now()
 	next.State, next.Step, next.StatusDesc, next.SuccessTime = medpay.RefundSuccess, "", "退款成功", now
-	ch := sqlstore.RefundChange{Transfers: ts, OrderRefunded: true}
+	ch := sqlstore.RefundChange{Transfers: ts, Order: orderRefunded(r)}
 	if o.NotifyURL != "" {
 		n, err := s.refundNotification(ctx, o, next)
 		if err != nil {
@@ -250,6 +250,19 @@ func (s *Service) finishRefund(ctx context.Context, o *medpay.Order, r, next *me
 		s.Notify()
 	}
 	return nil
+}
+
+// orderRefunded is what a successful refund does to its order: the order moves to REFUND, and
+// each leg the refund gives something back of moves to REFUND too.
+func orderRefunded(r *medpay.Refund) *sqlstore.OrderMove {
+	m := &sqlstore.OrderMove{State: medpay.StateRefund, StatusDesc: "转入退款"}
+	if r.CashRefundFee > 0 {
+		m.CashStatus = medpay.LegRefund
+	}
+	if r.InsuranceRefundFee > 0 {
+		m.InsuranceStatus = medpay.LegRefund
+	}
+	return m
 }
 
 // SetRefundFields writes a refund's fields (wire-api.md §4.4–4.5).
