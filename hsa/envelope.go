@@ -47,6 +47,103 @@ type Envelope struct {
 	Code      *int   `json:"code,omitempty"`
 	Message   string `json:"message,omitempty"`
 	Success   *bool  `json:"success,omitempty"`
+	// Other holds the top-level keys this package does not name (extra, or whatever a bureau
+	// adds), in the generic form of Clean. They are written back and, but for extra, signed:
+	// the sign string takes every field of the envelope (national.md §2).
+	Other map[string]any `json:"-"`
+}
+
+// envelopeKeys are the keys of the named fields, exactly (encoding/json would also match them
+// in another case, and the signature would then cover a key the sender did not write).
+var envelopeKeys = []string{"appId", "encType", "signType", "version", "timestamp", "encData", "signData", "code", "message", "success"}
+
+// UnmarshalJSON reads an envelope: the named keys exactly, code as an integer (a number or a
+// string), success as a boolean (or "true"/"false": they sign the same), the rest into Other.
+func (e *Envelope) UnmarshalJSON(b []byte) error {
+	v, err := decodeJSON(b)
+	if err != nil {
+		return err
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return fmt.Errorf("%w: not a JSON object", ErrMalformed)
+	}
+	*e = Envelope{}
+	for k, v := range m {
+		if v == nil {
+			continue
+		}
+		if !slices.Contains(envelopeKeys, k) {
+			if e.Other == nil {
+				e.Other = make(map[string]any)
+			}
+			e.Other[k] = v
+			continue
+		}
+		if k == "code" || k == "success" {
+			text := fmt.Sprint(v)
+			if k == "code" {
+				c, err := strconv.Atoi(text)
+				if err != nil || strconv.Itoa(c) != text {
+					return fmt.Errorf("%w: code %q is not an integer", ErrMalformed, text)
+				}
+				e.Code = &c
+			} else {
+				if text != "true" && text != "false" {
+					return fmt.Errorf("%w: success %q is not a boolean", ErrMalformed, text)
+				}
+				ok := text == "true"
+				e.Success = &ok
+			}
+			continue
+		}
+		str, isString := v.(string)
+		if !isString {
+			return fmt.Errorf("%w: %s is not a string", ErrMalformed, k)
+		}
+		switch k {
+		case "appId":
+			e.AppID = str
+		case "encType":
+			e.EncType = str
+		case "signType":
+			e.SignType = str
+		case "version":
+			e.Version = str
+		case "timestamp":
+			e.Timestamp = str
+		case "encData":
+			e.EncData = str
+		case "signData":
+			e.SignData = str
+		case "message":
+			e.Message = str
+		}
+	}
+	return nil
+}
+
+// MarshalJSON writes the envelope with its Other keys, in compact JSON.
+func (e Envelope) MarshalJSON() ([]byte, error) {
+	m := make(map[string]any, len(e.Other)+10)
+	for k, v := range e.Other {
+		m[k] = v
+	}
+	m["appId"], m["encType"], m["signType"], m["version"], m["timestamp"], m["signData"] =
+		e.AppID, e.EncType, e.SignType, e.Version, e.Timestamp, e.SignData
+	if e.EncData != "" {
+		m["encData"] = e.EncData
+	}
+	if e.Code != nil {
+		m["code"] = json.Number(strconv.Itoa(*e.Code))
+	}
+	if e.Message != "" {
+		m["message"] = e.Message
+	}
+	if e.Success != nil {
+		m["success"] = *e.Success
+	}
+	return CompactJSON(m)
 }
 
 // Answer is what an answer envelope adds to a request's fields; all three are signed.
@@ -94,6 +191,11 @@ func (e *Envelope) fields() map[string]any {
 		"version":   e.Version,
 		"timestamp": e.Timestamp,
 		"message":   e.Message,
+	}
+	for k, v := range e.Other {
+		if !slices.Contains(envelopeKeys, k) { // Other set by hand cannot shadow a named field
+			m[k] = v
+		}
 	}
 	if e.Code != nil {
 		m["code"] = json.Number(strconv.Itoa(*e.Code))

@@ -223,7 +223,6 @@ func TestOpenLenient(t *testing.T) {
 	for name, plain := range map[string]string{
 		"not JSON":       `{"a":"1","b":"2"`,
 		"trailing data":  `{"a":"1","b":"2"} {}`,
-		"invalid UTF-8":  "{\"a\":\"1\",\"b\":\"2\xff\"}",
 		"another number": `{"a":1,"b":"2"}`,
 	} {
 		ct, _ := sm4ECB(key, []byte(plain))
@@ -231,5 +230,106 @@ func TestOpenLenient(t *testing.T) {
 		if _, err := Open(&e, testAppSecret, &k.PublicKey); err == nil {
 			t.Errorf("%s opens", name)
 		}
+	}
+	// Invalid UTF-8 is refused even where decoding would turn it into the U+FFFD that was signed.
+	env, _ = Seal(testAppID, testAppSecret, k, map[string]any{"b": "2\uFFFD"}, nil, testNow)
+	e = *env
+	ct, _ = sm4ECB(key, []byte("{\"b\":\"2\xff\"}"))
+	e.EncData = hexString(ct)
+	if _, err := Open(&e, testAppSecret, &k.PublicKey); !errors.Is(err, ErrUndecryptable) {
+		t.Errorf("invalid UTF-8: %v", err)
+	}
+}
+
+// TestOtherFields: keys the package does not name take part in the signature (all but extra),
+// survive a JSON round trip, and names are matched exactly.
+func TestOtherFields(t *testing.T) {
+	bk := bureauKey(t)
+	data := map[string]any{"ordStas": "4"}
+	env, err := Seal(testAppID, testAppSecret, bk, data, &Answer{0, "成功", true}, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roundTrip := func(e *Envelope) *Envelope {
+		t.Helper()
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Envelope
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		return &back
+	}
+	open := func(e *Envelope) error {
+		_, err := Open(roundTrip(e), testAppSecret, &bk.PublicKey)
+		return err
+	}
+
+	e := *env
+	e.Other = map[string]any{"extra": map[string]any{"hint": "not signed"}}
+	if err := open(&e); err != nil {
+		t.Fatalf("extra added after sealing: %v", err)
+	}
+	e.Other = map[string]any{"traceId": "T1"}
+	if err := open(&e); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("an unsigned field added after sealing: %v", err)
+	}
+
+	// A sender that signs a field of its own: we verify it and keep it.
+	e = *env
+	e.Other = map[string]any{"traceId": "T1", "extra": "x"}
+	msg := SignString(e.fields(), data, testAppSecret)
+	if !strings.Contains(msg, "&traceId=T1&") || strings.Contains(msg, "extra") {
+		t.Fatalf("sign string %s", msg)
+	}
+	if e.SignData, err = sign(bk, msg); err != nil {
+		t.Fatal(err)
+	}
+	back := roundTrip(&e)
+	if back.Other["traceId"] != "T1" {
+		t.Fatalf("traceId lost: %+v", back)
+	}
+	if _, err := Open(back, testAppSecret, &bk.PublicKey); err != nil {
+		t.Fatalf("signed own field: %v", err)
+	}
+	back.Other["traceId"] = "T2"
+	if _, err := Open(back, testAppSecret, &bk.PublicKey); err == nil {
+		t.Fatal("changed own field opens")
+	}
+
+	// Names are exact: "AppId" is another key, signed as such, so the envelope does not open.
+	raw, _ := json.Marshal(env)
+	var renamed Envelope
+	if err := json.Unmarshal([]byte(strings.Replace(string(raw), `"appId"`, `"AppId"`, 1)), &renamed); err != nil {
+		t.Fatal(err)
+	}
+	if renamed.AppID != "" || renamed.Other["AppId"] != testAppID {
+		t.Fatalf("AppId read as appId: %+v", renamed)
+	}
+
+	// code and success written as strings sign the same and open; other shapes are malformed.
+	s := strings.Replace(strings.Replace(string(raw), `"code":0`, `"code":"0"`, 1), `"success":true`, `"success":"true"`, 1)
+	var str Envelope
+	if err := json.Unmarshal([]byte(s), &str); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(&str, testAppSecret, &bk.PublicKey); err != nil {
+		t.Fatalf("%s: %v", s, err)
+	}
+	for _, bad := range []string{`"code":0.0`, `"code":-0`, `"code":"x"`, `"code":true`, `"success":1`, `"version":2`, `"appId":{}`} {
+		key := bad[:strings.Index(bad, ":")]
+		i := strings.Index(string(raw), key+":")
+		j := i + strings.IndexAny(string(raw)[i:], ",}")
+		doc := string(raw)[:i] + bad + string(raw)[j:]
+		var e Envelope
+		if err := json.Unmarshal([]byte(doc), &e); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v", doc, err)
+		}
+	}
+	var notObject Envelope
+	if err := json.Unmarshal([]byte(`[1]`), &notObject); err == nil {
+		t.Error("an array is an envelope")
 	}
 }

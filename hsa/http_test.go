@@ -325,12 +325,13 @@ func TestInternalError(t *testing.T) {
 func TestTimeout(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{}, 1)
+	finished := make(chan error, 1)
 	b := newBureau(t, func(ctx context.Context, inst *Institution, data json.RawMessage) (any, error) {
 		entered <- struct{}{}
 		<-release // held until the test lets go, whatever the client does
+		finished <- ctx.Err()
 		return echo(ctx, inst, data)
 	})
-	t.Cleanup(func() { close(release) }) // runs before the server's Close
 	c := b.client()
 	c.Timeout = 50 * time.Millisecond
 	err := c.Call(context.Background(), "pay_order", settleRequest(), nil)
@@ -338,6 +339,11 @@ func TestTimeout(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	<-entered // the bureau did receive it: the outcome is truly unknown
+	release <- struct{}{}
+	if err := <-finished; err != nil {
+		t.Fatalf("the operation's context ended with the caller's: %v", err)
+	}
+	t.Cleanup(func() { close(release) }) // runs before the server's Close
 
 	// The caller's own cancellation is no answer either.
 	ctx, cancel := context.WithCancel(context.Background())

@@ -142,8 +142,10 @@ func (h *Handler) replay() ReplayCache {
 // Serve opens the request and calls fn with the caller and its data (nil when the request has
 // none). fn's result is sealed into the answer, code 0 and success true; when fn returns a
 // *Refusal, into a refusal with that code and message (with encrypted data when the result, or
-// else the Refusal's Data, is not nil). A request that does not open is refused with a signed envelope refusal and fn is not
-// called. Any other error of fn is an internal error: HTTP 500, code 1500, logged.
+// else the Refusal's Data, is not nil). A request that does not open is refused with a signed
+// envelope refusal and fn is not called. Any other error of fn is an internal error: HTTP 500,
+// code 1500, logged. fn's context is not cancelled when the caller hangs up: an operation
+// that has started runs to its end, as at a real bureau, and the caller finds out by querying.
 func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, fn func(ctx context.Context, inst *Institution, data json.RawMessage) (any, error)) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -226,7 +228,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, fn func(ctx cont
 		return
 	}
 
-	result, err := fn(ctx, inst, data)
+	result, err := fn(context.WithoutCancel(ctx), inst, data)
 	ans := &Answer{Code: CodeOK, Message: "成功", Success: true}
 	var refusal *Refusal
 	switch {
