@@ -76,7 +76,9 @@ func NewServer(ctx context.Context, sim *Simulator, opts ServerOptions) (*Server
 					return nil, err
 				}
 				res, err := op(ctx, sim.As(inst.AppID), inst, data)
-				return res, s.answer(ctx, route, err)
+				// ctx runs the operation to its end even when the caller hangs up; a held answer
+				// waits for the caller itself.
+				return res, s.answer(r.Context(), route, err)
 			})
 		})
 	}
