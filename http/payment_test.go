@@ -217,3 +217,21 @@ func TestWrongPINBlocksAfterFive(t *testing.T) {
 		t.Fatalf("after the block: %d %v", code, out)
 	}
 }
+
+// TestClosedOrderRevokedAtBureau: closing an unpaid insured order revokes its upload (6401), so
+// that the bureau holds nothing open for it and refuses a settle.
+func TestClosedOrderRevokedAtBureau(t *testing.T) {
+	env, h, token := setup(t)
+	env.Bind(t, h, "close-1", "440300", "employee")
+	r := env.Call(t, "/payinsurance/unifiedorder", token, h.APIKey, testenv.OrderRequest(h, "close-1",
+		"pay_type", "2", "cash_fee", "0", "insurance_fee", "10000", "allow_fee_change", "1"))
+	ok(t, r)
+	ok(t, env.Call(t, "/payinsurance/closeorder", token, h.APIKey, testenv.Msg("appid", h.AppID, "mch_id", h.MchID, "med_trans_id", r.Get("med_trans_id"))))
+	o, err := env.Store.OrderByID(context.Background(), r.Get("med_trans_id"))
+	if err != nil || o.PayOrdID == "" {
+		t.Fatalf("order %+v, %v", o, err)
+	}
+	if s, err := env.Bureau.OrderState(context.Background(), o.PayOrdID); err != nil || s != medpay.OrdRevoked {
+		t.Fatalf("bureau order state %d, %v; want revoked", s, err)
+	}
+}

@@ -307,6 +307,7 @@ func (s *Service) Close(ctx context.Context, o *medpay.Order) (*medpay.Order, er
 		closeOrder(&closed, "已关闭")
 		err := s.Store.UpdateOrder(ctx, &closed, sqlstore.OrderChange{})
 		if err == nil {
+			s.revokeUpload(ctx, &closed)
 			return &closed, nil
 		}
 		if !errors.Is(err, medpay.ErrConflict) {
@@ -343,7 +344,19 @@ func (s *Service) Refresh(ctx context.Context, o *medpay.Order) (*medpay.Order, 
 	if err != nil {
 		return nil, err
 	}
+	s.revokeUpload(ctx, &closed)
 	return &closed, nil
+}
+
+// revokeUpload tells the bureau that a closed order's upload will not be settled (6401). Only
+// good manners: nothing was settled, and a failure is logged, not retried.
+func (s *Service) revokeUpload(ctx context.Context, o *medpay.Order) {
+	if o.PayOrdID == "" {
+		return
+	}
+	if err := s.Bureau.Revoke(ctx, medpay.OrderRef{PayOrdID: o.PayOrdID, PayToken: o.PayToken}); err != nil {
+		s.log().Warn("bureau revoke of a closed order", "med_trans_id", o.MedTransID, "err", err)
+	}
 }
 
 // ExpireOnce closes up to limit expired NOTPAY orders.
