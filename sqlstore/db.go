@@ -79,7 +79,7 @@ func OpenBare(ctx context.Context, dsn string) (*DB, error) {
 		}
 	} else {
 		db.dialect = SQLite
-		db.sql, err = sql.Open("sqlite", sqliteDSN(dsn))
+		db.sql, err = sql.Open(sqliteDriverName, sqliteDSN(dsn))
 		if err == nil {
 			db.sql.SetMaxOpenConns(8)
 			db.sql.SetMaxIdleConns(8)
