@@ -36,6 +36,7 @@ func (s *Server) routes() http.Handler {
 	pages.HandleFunc("GET /pay/{id}/qr.png", s.payQR)
 	pages.HandleFunc("GET /bind/{token}", s.bindPage)
 	pages.HandleFunc("POST /bind/{token}", s.bindSubmit)
+	pages.HandleFunc("GET /bind/{token}/authorized", s.bindAuthorized)
 	pages.HandleFunc("GET /me/cards", s.cardsPage) // sandbox: ?appid&openid; always: ?t=<bind link token>
 	pages.HandleFunc("POST /me/cards", s.cardsUnbind)
 	protected := pageHeaders(http.NewCrossOriginProtection().Handler(pages))

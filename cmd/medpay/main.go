@@ -6,6 +6,8 @@
 //	medpay provider authorize    record a hospital's authorisation of a provider (and revoke)
 //	medpay notify list|show|resend
 //	medpay reconcile             three-way reconciliation of a day
+//	medpay bureau serve          the simulated bureau alone (national protocol)
+//	medpay bureau institution create   register a hospital or platform at that bureau
 //	medpay token                 get an access token (developer commands: through the Go SDK)
 //	medpay order create|query|close
 //	medpay refund create|query
@@ -47,6 +49,8 @@ commands:
   provider revoke           withdraw that authorisation
   notify list|show|resend   inspect and re-send notifications
   reconcile                 compare a day's ledger with the bureau's and the cash channel's journals
+  bureau serve              run the simulated bureau alone, speaking the national protocol
+  bureau institution create register a hospital or platform at that bureau
 
 developer commands (call the open API as a hospital, through the Go SDK):
   token                     get an access token (--sub-appid: as a service provider)
@@ -82,6 +86,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runNotify(ctx, rest, getenv, stdout, stderr)
 	case "reconcile":
 		return runReconcile(ctx, rest, getenv, stdout, stderr)
+	case "bureau":
+		return runBureau(ctx, rest, getenv, stdout, stderr)
 	case "order":
 		return runOrder(ctx, rest, getenv, stdout, stderr)
 	case "refund":
