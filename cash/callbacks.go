@@ -19,7 +19,7 @@ import (
 // worker delivers it so that several processes on one database do not double up.
 const (
 	callbackBatch = 20
-	callbackLease = 30 * time.Second
+	callbackLease = 15 * time.Second // three times the delivery timeout
 	callbackTick  = time.Second
 )
 

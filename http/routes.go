@@ -50,6 +50,10 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("POST /sandbox/orders/{id}/confirm", s.sandboxConfirm)
 		mux.HandleFunc("POST /sandbox/paycode", s.sandboxPayCode)
 		mux.HandleFunc("GET /me/code", s.payCodePage) // the payer's payment code (刷码付)
+		// The simulated cash channel over APIv3 (docs/cash.md).
+		if s.cashAPI != nil {
+			mux.Handle("/cash/", http.StripPrefix("/cash", s.cashAPI))
+		}
 	}
 
 	// Operations.

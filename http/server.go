@@ -38,6 +38,7 @@ type Server struct {
 	payment *payment.Service
 	bureau  *bureau.Simulator
 	cash    *cash.Simulator
+	cashAPI http.Handler
 	logger  *slog.Logger
 	now     func() time.Time
 	metrics *metrics
@@ -51,6 +52,7 @@ type Deps struct {
 	Payment  *payment.Service
 	Bureau   *bureau.Simulator
 	Cash     *cash.Simulator
+	CashAPI  http.Handler // the simulated cash channel over APIv3, mounted at /cash in the sandbox
 	Logger   *slog.Logger
 	Now      func() time.Time
 	Registry *prometheus.Registry // metrics are registered here and served at /metrics
@@ -67,7 +69,7 @@ func NewServer(cfg Config, d Deps) *Server {
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, store: d.Store, payment: d.Payment, bureau: d.Bureau, cash: d.Cash,
+	s := &Server{cfg: cfg, store: d.Store, payment: d.Payment, bureau: d.Bureau, cash: d.Cash, cashAPI: d.CashAPI,
 		logger: d.Logger, now: d.Now, reg: d.Registry, metrics: newMetrics(d.Registry)}
 	s.handler = s.routes()
 	return s

@@ -51,7 +51,13 @@ func IsPostgres(dsn string) bool {
 }
 
 // Open opens dsn (a postgres:// URL, or else an SQLite file path) and applies migrations.
-func Open(ctx context.Context, dsn string) (*DB, error) {
+func Open(ctx context.Context, dsn string) (*DB, error) { return open(ctx, dsn, true) }
+
+// OpenBare opens dsn without the platform's migrations, for a counterparty served alone that
+// keeps only tables of its own (medpay cash serve).
+func OpenBare(ctx context.Context, dsn string) (*DB, error) { return open(ctx, dsn, false) }
+
+func open(ctx context.Context, dsn string, migrate bool) (*DB, error) {
 	db := &DB{dsn: dsn}
 	var err error
 	if IsPostgres(dsn) {
@@ -77,6 +83,9 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err := db.sql.PingContext(ctx); err != nil {
 		db.sql.Close()
 		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if !migrate {
+		return db, nil
 	}
 	if err := db.migrate(ctx); err != nil {
 		db.sql.Close()

@@ -10,6 +10,7 @@
 //	medpay order create|query|close
 //	medpay refund create|query
 //	medpay sign                  compute and check a signature
+//	medpay cash serve|merchant   the simulated cash channel alone (WeChat Pay APIv3 subset)
 package main
 
 import (
@@ -45,6 +46,8 @@ commands:
   provider revoke           withdraw that authorisation
   notify list|show|resend   inspect and re-send notifications
   reconcile                 compare a day's ledger with the bureau's and the cash channel's journals
+  cash serve                run the simulated cash channel alone (WeChat Pay APIv3 subset, docs/cash.md)
+  cash merchant create      register a merchant at that channel and print its APIv3 credentials
 
 developer commands (call the open API as a hospital, through the Go SDK):
   token                     get an access token (--sub-appid: as a service provider)
@@ -86,6 +89,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runToken(ctx, rest, getenv, stdout, stderr)
 	case "sign":
 		return runSign(ctx, rest, getenv, stdout, stderr)
+	case "cash":
+		return runCash(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -48,7 +48,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	var proxies listFlag
 	fs.Var(&proxies, "trusted-proxy", "address or CIDR of a proxy whose X-Forwarded-For is believed (repeatable)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	cashFlags := addCashGatewayFlags(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	// The remote cash channel's credentials are checked now; the payment saga does not use the
+	// gateway yet (it still pays the cash part through the in-process wallet).
+	if _, err := cashFlags.gateway(); err != nil {
 		return err
 	}
 	var level slog.Level
@@ -92,6 +98,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	wallet := cash.New(db, now)
+	var cashChannel *cash.Channel // the simulated channel over APIv3, at <base-url>/cash
+	if isSandbox {
+		if cashChannel, err = sandboxCashChannel(ctx, db, *dsn, *serverKey, now, logger); err != nil {
+			return fmt.Errorf("cash channel: %w", err)
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	nm, err := notify.NewMetrics(reg, db, now)
@@ -118,7 +130,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		BaseURL: *baseURL, PayAppID: *payAppID, Sandbox: isSandbox,
 		AllowPrivateNotify: *allowPrivate, TrustedProxies: proxies,
 		MicropayNoPINLimit: *noPINLimit,
-	}, medpayhttp.Deps{Store: store, Payment: pay, Bureau: sim, Cash: wallet, Logger: logger, Now: now, Registry: reg})
+	}, medpayhttp.Deps{Store: store, Payment: pay, Bureau: sim, Cash: wallet, CashAPI: cashAPI(cashChannel), Logger: logger, Now: now, Registry: reg})
 
 	// Orders a crash left mid-saga are finished or undone before new work is taken.
 	if n, err := pay.RecoverOnce(ctx, now().Add(time.Hour), 1000); err != nil {
@@ -148,6 +160,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { worker.Run(bg) })
+	if cashChannel != nil {
+		wg.Go(func() { cashChannel.RunCallbacks(bg) })
+	}
 	wg.Go(func() { every(bg, recoverEvery, func() { recoverLoop(bg, pay, logger) }) })
 	wg.Go(func() { every(bg, expireEvery, func() { housekeeping(bg, pay, store, logger) }) })
 
