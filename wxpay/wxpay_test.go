@@ -53,7 +53,7 @@ type options struct {
 	transport func(http.RoundTripper) http.RoundTripper // wraps the client's transport
 }
 
-func setup(t *testing.T, engine string, o options) *bundle {
+func setup(t testing.TB, engine string, o options) *bundle {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
