@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/apiv3"
 	"github.com/medpay/medpay/notify"
 	"github.com/medpay/medpay/sqlstore"
@@ -105,7 +106,7 @@ func (c *Channel) deliver(ctx context.Context, d dueCallback) error {
 	if err != nil {
 		return fmt.Errorf("merchant %s: %w", d.mchid, err)
 	}
-	n, err := apiv3.NewNotification(key, d.eventID, d.eventType, d.summary, d.origType, sqlstore.FromMS(d.createdAt), []byte(d.resource))
+	n, err := apiv3.NewNotification(key, d.eventID, d.eventType, d.summary, d.origType, sqlstore.FromMS(d.createdAt).In(medpay.CST), []byte(d.resource))
 	if err != nil {
 		return err
 	}
@@ -133,11 +134,19 @@ func (c *Channel) deliver(ctx context.Context, d dueCallback) error {
 	return nil
 }
 
-// RunCallbacks delivers callbacks until ctx ends: every second, and at once when kicked.
+// RunCallbacks delivers callbacks until ctx ends: every second, and at once when kicked. It also
+// forgets expired request nonces, once a minute.
 func (c *Channel) RunCallbacks(ctx context.Context) {
 	t := time.NewTicker(callbackTick)
 	defer t.Stop()
+	var nextPurge time.Time
 	for {
+		if now := c.now(); now.After(nextPurge) {
+			if err := c.purgeNonces(ctx, now); err != nil && ctx.Err() == nil {
+				c.logger.Error("cash nonces", "err", err)
+			}
+			nextPurge = now.Add(time.Minute)
+		}
 		for {
 			n, err := c.DeliverOnce(ctx, c.now())
 			if err != nil && ctx.Err() == nil {

@@ -43,7 +43,7 @@ type Options struct {
 	Now          func() time.Time
 	Logger       *slog.Logger
 	HTTPClient   *http.Client     // for callbacks; nil: one with a 5 s timeout
-	Nonces       apiv3.NonceStore // request replay store; nil: in memory
+	Nonces       apiv3.NonceStore // request replay store; nil: in the channel's database
 	AllowPrivate bool             // notify_url may be on loopback or private networks
 }
 
@@ -69,6 +69,9 @@ func NewChannel(ctx context.Context, db *sqlstore.DB, box *secret.Box, o Options
 		return nil, err
 	}
 	c.signer = &apiv3.Signer{Key: key, Serial: id, Now: o.Now}
+	if o.Nonces == nil {
+		o.Nonces = sqlNonces{db}
+	}
 	c.verify = &apiv3.RequestVerifier{Keys: c.merchantKey, Nonces: o.Nonces, Now: o.Now}
 	return c, nil
 }

@@ -389,7 +389,7 @@ func (c *Channel) Refund(ctx context.Context, mchid string, req *apiv3.RefundReq
 	now := c.now()
 	var r *apiv3.Refund
 	var lose bool
-	err := c.db.WriteTx(ctx, func(tx *sql.Tx) error {
+	refund := func(tx *sql.Tx) error {
 		r, lose = nil, false
 		ms := sqlstore.MS(now)
 		// A repeated refund answers as the first one did.
@@ -469,7 +469,12 @@ func (c *Channel) Refund(ctx context.Context, mchid string, req *apiv3.RefundReq
 			UserReceivedAccount: r.UserReceivedAccount, Amount: apiv3.RefundNoticeAmount{Total: r.Amount.Total,
 				Refund: r.Amount.Refund, PayerTotal: r.Amount.PayerTotal, PayerRefund: r.Amount.PayerRefund}}
 		return c.enqueue(ctx, tx, mchid, url, "RF-"+refundID, apiv3.EventRefundSuccess, "退款成功", apiv3.OriginalTypeRefund, notice, now)
-	})
+	}
+	err := c.db.WriteTx(ctx, refund)
+	if sqlstore.IsUniqueViolation(err) {
+		// The same out_refund_no raced in and committed first: answer as a repeat.
+		err = c.db.WriteTx(ctx, refund)
+	}
 	if err != nil {
 		return nil, err
 	}

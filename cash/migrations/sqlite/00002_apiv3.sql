@@ -87,7 +87,14 @@ CREATE TABLE cash_callbacks (
 );
 CREATE INDEX cash_callbacks_due ON cash_callbacks (state, next_at);
 
+-- Request nonces against replay (v3.md §1: 10 minutes), kept across restarts and processes.
+CREATE TABLE cash_nonces (
+    nonce_key  TEXT   PRIMARY KEY,
+    expires_at BIGINT NOT NULL
+);
+
 -- +goose Down
+DROP TABLE cash_nonces;
 DROP TABLE cash_callbacks;
 DROP TABLE cash_trade_refunds;
 DROP TABLE cash_trades;
