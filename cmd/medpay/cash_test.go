@@ -254,6 +254,35 @@ func TestSandboxServeMountsCashChannel(t *testing.T) {
 	if q, err := c.QueryPayment(ctx, "MOUNT-0001"); err != nil || q.State != medpay.CashPaid {
 		t.Fatalf("query: %+v, %v", q, err)
 	}
+
+	// The sandbox scenarios reach the mounted channel: a cash_declined person bound on the
+	// platform has a wallet that declines.
+	h := onboard(t, db)
+	resp, err := http.Get("http://" + addr + "/sandbox/persons?city_id=440300&scenario=cash_declined")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var persons []struct {
+		IDNo string `json:"id_no"`
+	}
+	json.NewDecoder(resp.Body).Decode(&persons)
+	resp.Body.Close()
+	if len(persons) == 0 {
+		t.Fatal("no cash_declined person in 440300")
+	}
+	if status, out, err := postJSONTo(t, "http://"+addr+"/sandbox/bindings", map[string]string{"appid": h.AppID, "openid": "declined", "id_no": persons[0].IDNo}); err != nil || status != 200 {
+		t.Fatalf("bind: %d %v %v", status, out, err)
+	}
+	p, err = c.Prepay(ctx, medpay.CashPrepayRequest{OutTradeNo: "MOUNT-0002", AppID: h.AppID, OpenID: "declined", Description: "挂号费", NotifyURL: cb.URL, Amount: 1200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, out, err := postJSONTo(t, base+"/sandbox/pay", map[string]string{"prepay_id": p.PrepayID, "pin": cash.DefaultPIN}); err != nil || status != 402 || out["code"] != cash.PayDeclined {
+		t.Fatalf("declined payer: %d %v %v", status, out, err)
+	}
+	if q, err := c.QueryPayment(ctx, "MOUNT-0002"); err != nil || q.State != medpay.CashNotPaid {
+		t.Fatalf("query after the decline: %+v, %v", q, err)
+	}
 }
 
 // TestKillCashServe kills medpay cash serve with SIGKILL while payers pay and refunds run,
