@@ -71,7 +71,7 @@ func open(ctx context.Context, dsn string, migrate bool) (*DB, error) {
 		}
 	} else {
 		db.dialect = SQLite
-		db.sql, err = sql.Open("sqlite", sqliteDSN(dsn))
+		db.sql, err = sql.Open(sqliteDriverName, sqliteDSN(dsn))
 		if err == nil {
 			db.sql.SetMaxOpenConns(8)
 			db.sql.SetMaxIdleConns(8)
