@@ -53,6 +53,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "medpay-apiv3/1") // WeChat Pay asks every caller to name itself
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
