@@ -22,6 +22,7 @@ import (
 	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/apiv3"
 	"github.com/medpay/medpay/cash"
+	"github.com/medpay/medpay/sqlstore/sqlstoretest"
 	"github.com/medpay/medpay/wxpay"
 )
 
@@ -66,9 +67,9 @@ func startProc(t *testing.T, health string, args ...string) *proc {
 }
 
 // cashMerchant provisions a merchant at the channel's database through the binary.
-func cashMerchant(t *testing.T, db string) *cash.MerchantCredentials {
+func cashMerchant(t *testing.T, db string, flags ...string) *cash.MerchantCredentials {
 	t.Helper()
-	out, err := exec.Command(binary(t), "cash", "merchant", "create", "--db", db, "--json").Output()
+	out, err := exec.Command(binary(t), append([]string{"cash", "merchant", "create", "--db", db, "--json"}, flags...)...).Output()
 	if err != nil {
 		t.Fatalf("cash merchant create: %v", err)
 	}
@@ -287,15 +288,24 @@ func TestSandboxServeMountsCashChannel(t *testing.T) {
 
 // TestKillCashServe kills medpay cash serve with SIGKILL while payers pay and refunds run,
 // restarts it and finishes every order: nothing is paid or refunded twice, and every callback
-// arrives.
+// arrives. On each engine.
 func TestKillCashServe(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	db := filepath.Join(dir, "cash.db")
+	for _, engine := range sqlstoretest.Engines() {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			killCashServe(t, sqlstoretest.DSN(t, engine))
+		})
+	}
+}
+
+func killCashServe(t *testing.T, db string) {
+	keyFlag := []string{"--server-key", fmt.Sprintf("%064x", time.Now().UnixNano())}
 	addr := freeAddr(t)
 	base := "http://" + addr
-	p := startProc(t, base+"/healthz", "cash", "serve", "--db", db, "--addr", addr)
-	cr := cashMerchant(t, db) // while the channel serves
+	serveArgs := append([]string{"cash", "serve", "--db", db, "--addr", addr}, keyFlag...)
+	p := startProc(t, base+"/healthz", serveArgs...)
+	cr := cashMerchant(t, db, keyFlag...) // while the channel serves
 	c := cashClient(t, cr, base)
 	cb := newCallbacks(t, c)
 	ctx := context.Background()
@@ -340,7 +350,9 @@ func TestKillCashServe(t *testing.T) {
 	p.waitKilled(t)
 	wg.Wait()
 
-	startProc(t, base+"/healthz", "cash", "serve", "--db", db, "--addr", addr)
+	startProc(t, base+"/healthz", serveArgs...)
+	unpaid, unrefunded := 0, 0
+	defer func() { t.Logf("after the kill: %d orders unpaid, %d paid but not refunded", unpaid, unrefunded) }()
 	for i := range orders {
 		// The platform asks again with the same numbers; the payer pays what is still unpaid.
 		pp, err := c.Prepay(ctx, req(i))
@@ -350,6 +362,12 @@ func TestKillCashServe(t *testing.T) {
 		q, err := c.QueryPayment(ctx, out(i))
 		if err != nil {
 			t.Fatal(err)
+		}
+		switch q.State {
+		case medpay.CashPaid:
+			unrefunded++
+		case medpay.CashNotPaid:
+			unpaid++
 		}
 		if q.State == medpay.CashNotPaid {
 			if status, o, err := postJSONTo(t, base+"/sandbox/pay", map[string]string{"prepay_id": prepays[i], "pin": cash.DefaultPIN}); err != nil || status != 200 {
