@@ -246,3 +246,41 @@ func TestConcurrentRepeatsOfOneRefund(t *testing.T) {
 		})
 	}
 }
+
+func TestRefundByTransactionID(t *testing.T) {
+	t.Parallel()
+	s := serveChannel(t, sqlstore.SQLite)
+	ctx := context.Background()
+	prepayID := s.prepay(t, "BY-TXID-01", 500)
+	status, out := s.post(t, "/sandbox/pay", map[string]string{"prepay_id": prepayID, "pin": cash.DefaultPIN})
+	if status != 200 {
+		t.Fatalf("pay: %d %v", status, out)
+	}
+	txID := out["transaction_id"].(string)
+	var r apiv3.Refund
+	err := s.client.Do(ctx, "POST", apiv3.PathRefunds, &apiv3.RefundRequest{TransactionID: txID, OutRefundNo: "BY-TXID-R1",
+		Amount: apiv3.RefundRequestAmount{Refund: 200, Total: 500, Currency: "CNY"}}, &r)
+	if err != nil || r.OutTradeNo != "BY-TXID-01" || r.TransactionID != txID || r.Amount.Refund != 200 {
+		t.Fatalf("refund by transaction_id: %+v, %v", r, err)
+	}
+	// Both numbers given must name the same order.
+	var apiErr *apiv3.Error
+	err = s.client.Do(ctx, "POST", apiv3.PathRefunds, &apiv3.RefundRequest{TransactionID: txID, OutTradeNo: "OTHER-0001",
+		OutRefundNo: "BY-TXID-R2", Amount: apiv3.RefundRequestAmount{Refund: 1, Total: 500, Currency: "CNY"}}, nil)
+	if !errors.As(err, &apiErr) || apiErr.Status != 404 {
+		t.Fatalf("mismatched numbers: %v", err)
+	}
+	// The total must be the order's.
+	err = s.client.Do(ctx, "POST", apiv3.PathRefunds, &apiv3.RefundRequest{OutTradeNo: "BY-TXID-01",
+		OutRefundNo: "BY-TXID-R3", Amount: apiv3.RefundRequestAmount{Refund: 1, Total: 499, Currency: "CNY"}}, nil)
+	if !errors.As(err, &apiErr) || apiErr.Code != apiv3.CodeParamError || apiErr.Detail.Field != "amount.total" {
+		t.Fatalf("wrong total: %v", err)
+	}
+	// An unpaid order cannot be refunded.
+	s.prepay(t, "UNPAID-0001", 300)
+	err = s.client.Do(ctx, "POST", apiv3.PathRefunds, &apiv3.RefundRequest{OutTradeNo: "UNPAID-0001",
+		OutRefundNo: "UNPAID-R1", Amount: apiv3.RefundRequestAmount{Refund: 1, Total: 300, Currency: "CNY"}}, nil)
+	if !errors.As(err, &apiErr) || apiErr.Code != apiv3.CodeInvalidRequest {
+		t.Fatalf("refund of an unpaid order: %v", err)
+	}
+}

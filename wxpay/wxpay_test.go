@@ -575,3 +575,16 @@ func TestCallbacksRetriedUntilAccepted(t *testing.T) {
 		t.Fatalf("delivered again after acceptance: %d", n)
 	}
 }
+
+func TestExpiredPrepayCannotBePaid(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sqlstore.SQLite, options{noWorker: true})
+	p := b.prepay(t, "ORDER-EXPIRE", "payer-7", 100)
+	b.offset.Add(int64((cash.PrepayLifetime + time.Second) / time.Second))
+	if status, out := b.pay(t, p.PrepayID, cash.DefaultPIN); status != 400 || out["code"] != cash.PayExpired {
+		t.Fatalf("paying after the prepay expired: %d %v", status, out)
+	}
+	if q, err := b.client.QueryPayment(context.Background(), "ORDER-EXPIRE"); err != nil || q.State != medpay.CashNotPaid {
+		t.Fatalf("query: %+v, %v", q, err)
+	}
+}
