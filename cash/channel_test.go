@@ -30,7 +30,7 @@ type served struct {
 	creds  *cash.MerchantCredentials
 }
 
-func serveChannel(t *testing.T, engine string) *served {
+func serveChannel(t testing.TB, engine string) *served {
 	t.Helper()
 	db := sqlstoretest.Open(t, engine)
 	key := make([]byte, 32)
@@ -52,7 +52,7 @@ func serveChannel(t *testing.T, engine string) *served {
 }
 
 // start (re)starts the channel on the database: a new process as far as the channel can tell.
-func (s *served) start(t *testing.T) {
+func (s *served) start(t testing.TB) {
 	ch, err := cash.NewChannel(context.Background(), s.db, s.box, cash.Options{AllowPrivate: true})
 	if err != nil {
 		t.Fatal(err)
