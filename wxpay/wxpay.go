@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -268,4 +269,40 @@ func (c *Client) ParseCallback(ctx context.Context, header map[string][]string, 
 		return nil, fmt.Errorf("wxpay callback %s: resource type %q", n.ID, n.Resource.OriginalType)
 	}
 	return ev, nil
+}
+
+// maxCallback bounds a callback body read by CallbackHandler.
+const maxCallback = 64 << 10
+
+// CallbackHandler is the notify URL's handler: it verifies and opens each callback and passes the
+// event to handle. It answers 204 when handle returns nil, 500 {"code":"FAIL"} when handle fails
+// (the channel retries later) and 400 {"code":"FAIL"} when the callback does not verify (a probe,
+// a forgery, a replay). handle must be idempotent: a callback may come more than once.
+func (c *Client) CallbackHandler(handle func(ctx context.Context, ev *medpay.CashEvent) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fail := func(status int, msg string) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			w.Write(apiv3.CallbackFail(msg))
+		}
+		if r.Method != http.MethodPost {
+			fail(http.StatusMethodNotAllowed, "POST only")
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxCallback))
+		if err != nil {
+			fail(http.StatusBadRequest, "body too large")
+			return
+		}
+		ev, err := c.ParseCallback(r.Context(), r.Header, body)
+		if err != nil {
+			fail(http.StatusBadRequest, "verification failed")
+			return
+		}
+		if err := handle(r.Context(), ev); err != nil {
+			fail(http.StatusInternalServerError, "not processed")
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 }

@@ -111,26 +111,34 @@ func config(t testing.TB, cr *cash.MerchantCredentials, base string) wxpay.Confi
 
 func newReceiver(t testing.TB, c *wxpay.Client) *receiver {
 	rc := &receiver{events: make(chan *medpay.CashEvent, 100)}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		ev, err := c.ParseCallback(r.Context(), r.Header, body)
-		if err != nil {
-			rc.refused.Add(1)
-			w.WriteHeader(http.StatusBadRequest)
-			w.Write(apiv3.CallbackFail(err.Error()))
-			return
-		}
+	h := c.CallbackHandler(func(_ context.Context, ev *medpay.CashEvent) error {
 		if rc.failNext.Add(-1) >= 0 {
-			w.WriteHeader(http.StatusInternalServerError)
-			w.Write(apiv3.CallbackFail("busy"))
-			return
+			return errors.New("busy")
 		}
 		rc.events <- ev
-		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w}
+		h.ServeHTTP(sw, r)
+		if sw.status == http.StatusBadRequest {
+			rc.refused.Add(1)
+		}
 	}))
 	t.Cleanup(srv.Close)
 	rc.URL = srv.URL + "/notify/cash"
 	return rc
+}
+
+// statusWriter remembers the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
 }
 
 // event waits for the next callback the receiver accepted.

@@ -403,3 +403,20 @@ func killCashServe(t *testing.T, db string) {
 		t.Fatalf("refund above what was paid: %v", err)
 	}
 }
+
+// TestProductionMountsNoCashChannel: outside the sandbox there is no simulated channel to reach.
+func TestProductionMountsNoCashChannel(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	startProc(t, "http://"+addr+"/healthz", "serve", "--db", filepath.Join(t.TempDir(), "medpay.db"), "--addr", addr, "--sandbox=false")
+	for _, path := range []string{"/cash/healthz", "/cash/sandbox/pay", "/cash" + apiv3.PathJSAPI} {
+		resp, err := http.Post("http://"+addr+path, "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("%s answered %d in production mode", path, resp.StatusCode)
+		}
+	}
+}
