@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/medpay/medpay"
@@ -20,7 +21,6 @@ import (
 // worker delivers it so that several processes on one database do not double up.
 const (
 	callbackBatch = 20
-	callbackLease = 15 * time.Second // three times the delivery timeout
 	callbackTick  = time.Second
 )
 
@@ -56,7 +56,7 @@ func (c *Channel) DeliverOnce(ctx context.Context, now time.Time) (int, error) {
 			return err
 		}
 		for _, d := range due { // the lease: others skip the row until it ends
-			if _, err := tx.ExecContext(ctx, `UPDATE cash_callbacks SET next_at = $2 WHERE id = $1`, d.id, sqlstore.MS(now.Add(callbackLease))); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE cash_callbacks SET next_at = $2 WHERE id = $1`, d.id, sqlstore.MS(now.Add(3*c.callbackTimeout))); err != nil {
 				return err
 			}
 		}
@@ -65,9 +65,17 @@ func (c *Channel) DeliverOnce(ctx context.Context, now time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// The batch is delivered in parallel, so that one slow notify URL neither holds the others up
+	// nor outlasts the lease (a delivery times out well within it).
+	errs := make([]error, len(due))
+	var wg sync.WaitGroup
+	for i, d := range due {
+		wg.Go(func() { errs[i] = c.deliver(ctx, d) })
+	}
+	wg.Wait()
 	delivered := 0
-	for _, d := range due {
-		derr := c.deliver(ctx, d)
+	for i, d := range due {
+		derr := errs[i]
 		ms := sqlstore.MS(c.now())
 		err := c.db.WriteTx(ctx, func(tx *sql.Tx) error {
 			if derr == nil {
@@ -114,7 +122,7 @@ func (c *Channel) deliver(ctx context.Context, d dueCallback) error {
 	if err != nil {
 		return err
 	}
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, c.callbackTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(cctx, http.MethodPost, d.url, bytes.NewReader(body))
 	if err != nil {

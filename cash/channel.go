@@ -33,18 +33,22 @@ type Channel struct {
 	signer *apiv3.Signer
 	verify *apiv3.RequestVerifier
 	client *http.Client // callbacks
-	kick   chan struct{}
+	// callbackTimeout bounds a delivery; a claimed batch is leased for three times as long.
+	callbackTimeout time.Duration
+	kick            chan struct{}
 	// AllowPrivate lets notify_url point at loopback and private networks (the sandbox).
 	allowPrivate bool
 }
 
 // Options configure a Channel.
 type Options struct {
-	Now          func() time.Time
-	Logger       *slog.Logger
-	HTTPClient   *http.Client     // for callbacks; nil: one with a 5 s timeout
-	Nonces       apiv3.NonceStore // request replay store; nil: in the channel's database
-	AllowPrivate bool             // notify_url may be on loopback or private networks
+	Now        func() time.Time
+	Logger     *slog.Logger
+	HTTPClient *http.Client // for callbacks; nil: http.DefaultClient's transport
+	// CallbackTimeout bounds one callback delivery (WeChat Pay waits 5 s); 0: 5 s.
+	CallbackTimeout time.Duration
+	Nonces          apiv3.NonceStore // request replay store; nil: in the channel's database
+	AllowPrivate    bool             // notify_url may be on loopback or private networks
 }
 
 // NewChannel migrates db to the channel's schema, creates the channel's signing key on first use
@@ -60,10 +64,13 @@ func NewChannel(ctx context.Context, db *sqlstore.DB, box *secret.Box, o Options
 		o.Logger = slog.Default()
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+		o.HTTPClient = &http.Client{}
+	}
+	if o.CallbackTimeout <= 0 {
+		o.CallbackTimeout = 5 * time.Second
 	}
 	c := &Channel{db: db, box: box, now: o.Now, logger: o.Logger, wallet: New(db, o.Now),
-		client: o.HTTPClient, kick: make(chan struct{}, 1), allowPrivate: o.AllowPrivate}
+		client: o.HTTPClient, callbackTimeout: o.CallbackTimeout, kick: make(chan struct{}, 1), allowPrivate: o.AllowPrivate}
 	key, id, err := c.channelKey(ctx)
 	if err != nil {
 		return nil, err

@@ -49,8 +49,9 @@ type bundle struct {
 }
 
 type options struct {
-	noWorker  bool                                      // drive callbacks with DeliverOnce
-	transport func(http.RoundTripper) http.RoundTripper // wraps the client's transport
+	noWorker        bool                                      // drive callbacks with DeliverOnce
+	callbackTimeout time.Duration                             // the channel's; 0: its default
+	transport       func(http.RoundTripper) http.RoundTripper // wraps the client's transport
 }
 
 func setup(t testing.TB, engine string, o options) *bundle {
@@ -66,7 +67,7 @@ func setup(t testing.TB, engine string, o options) *bundle {
 	}
 	b := &bundle{db: db, offset: &atomic.Int64{}}
 	b.now = func() time.Time { return time.Now().Add(time.Duration(b.offset.Load()) * time.Second) }
-	b.ch, err = cash.NewChannel(ctx, db, box, cash.Options{Now: b.now, AllowPrivate: true})
+	b.ch, err = cash.NewChannel(ctx, db, box, cash.Options{Now: b.now, AllowPrivate: true, CallbackTimeout: o.callbackTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -594,5 +595,40 @@ func TestExpiredPrepayCannotBePaid(t *testing.T) {
 	}
 	if q, err := b.client.QueryPayment(context.Background(), "ORDER-EXPIRE"); err != nil || q.State != medpay.CashNotPaid {
 		t.Fatalf("query: %+v, %v", q, err)
+	}
+}
+
+// TestSlowNotifyURLDoesNotHoldOthersUp: a notify URL that does not answer does not delay the
+// callback of another order in the same batch.
+func TestSlowNotifyURLDoesNotHoldOthersUp(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sqlstore.SQLite, options{noWorker: true, callbackTimeout: time.Hour})
+	ctx := context.Background()
+	release := make(chan struct{}) // the slow URL answers 500 once the fast callback arrived
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	t.Cleanup(slow.Close)
+	p1, err := b.client.Prepay(ctx, medpay.CashPrepayRequest{OutTradeNo: "ORDER-SLOW", AppID: appID, OpenID: "slow",
+		Description: "门诊缴费", NotifyURL: slow.URL + "/notify", Amount: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2 := b.prepay(t, "ORDER-FAST", "fast", 100)
+	b.pay(t, p1.PrepayID, cash.DefaultPIN)
+	b.pay(t, p2.PrepayID, cash.DefaultPIN)
+	done := make(chan int)
+	go func() {
+		n, _ := b.ch.DeliverOnce(ctx, b.now())
+		done <- n
+	}()
+	// The fast order's callback arrives while the slow one still hangs.
+	if ev := b.recv.event(t); ev.Payment == nil || ev.Payment.OutTradeNo != "ORDER-FAST" {
+		t.Fatalf("callback %+v", ev)
+	}
+	close(release)
+	if n := <-done; n != 1 {
+		t.Fatalf("delivered %d, want 1 (the slow one failed)", n)
 	}
 }
