@@ -26,7 +26,8 @@ type CashGateway interface {
 	// QueryPayment returns the order's state; an unknown order wraps ErrNotFound.
 	QueryPayment(ctx context.Context, outTradeNo string) (*CashPayment, error)
 	// Close closes an unpaid order so it can no longer be paid; closing a closed order succeeds,
-	// a paid one is refused with an error wrapping ErrConflict.
+	// a paid one is refused with an error wrapping ErrConflict. Query afterwards for the final
+	// state: WeChat Pay also answers 204 for a number it does not know.
 	Close(ctx context.Context, outTradeNo string) error
 	// Refund refunds part or all of a paid order once per OutRefundNo.
 	Refund(ctx context.Context, req CashRefundRequest) (*CashRefund, error)

@@ -123,7 +123,9 @@ func (c *Client) Prepay(ctx context.Context, r medpay.CashPrepayRequest) (*medpa
 	}
 	var ans apiv3.PrepayAnswer
 	if err := c.api.Do(ctx, http.MethodPost, path, &req, &ans); err != nil {
-		return nil, classify("prepay", err, apiv3.CodeInvalidRequest)
+		// The simulator answers a reused number INVALID_REQUEST; WeChat Pay's tables also name
+		// OUT_TRADE_NO_USED.
+		return nil, classify("prepay", err, apiv3.CodeInvalidRequest, "OUT_TRADE_NO_USED")
 	}
 	if (r.OpenID != "" && ans.PrepayID == "") || (r.OpenID == "" && ans.CodeURL == "") {
 		return nil, fmt.Errorf("wxpay prepay: %w: answer without prepay_id or code_url", medpay.ErrOutcomeUnknown)
