@@ -339,8 +339,11 @@ func (c *Channel) Pay(ctx context.Context, t *trade, payerAppID, payerOpenID, pi
 			return &PayError{PayDeclined, "支付失败：零钱余额不足或账户受限"}
 		}
 		txID := "42" + now.In(medpay.CST).Format("20060102") + fmt.Sprintf("%018d", cur.ID)
-		res, err = tx.ExecContext(ctx, `UPDATE cash_trades SET state = $2, transaction_id = $3, payer = $4, paid_at = $5, updated_at = $5
-			WHERE id = $1 AND state = $6`, cur.ID, apiv3.StateSuccess, txID, payer, ms, apiv3.StateNotPay)
+		if cur.TradeType == apiv3.TradeNative {
+			cur.OpenID = payerOpenID // the payer is whoever scanned
+		}
+		res, err = tx.ExecContext(ctx, `UPDATE cash_trades SET state = $2, transaction_id = $3, payer = $4, openid = $7, paid_at = $5, updated_at = $5
+			WHERE id = $1 AND state = $6`, cur.ID, apiv3.StateSuccess, txID, payer, ms, apiv3.StateNotPay, cur.OpenID)
 		if err != nil {
 			return err
 		}
@@ -348,9 +351,6 @@ func (c *Channel) Pay(ctx context.Context, t *trade, payerAppID, payerOpenID, pi
 			return fmt.Errorf("cash: order %d changed under the payment (%d rows): %v", cur.ID, n, err)
 		}
 		cur.State, cur.TransactionID, cur.Payer, cur.PaidAt = apiv3.StateSuccess, txID, payer, ms
-		if cur.TradeType == apiv3.TradeNative {
-			cur.OpenID = payerOpenID
-		}
 		paid = cur
 		return c.enqueue(ctx, tx, cur.MchID, cur.NotifyURL, "TX-"+txID, apiv3.EventTransactionSuccess, "支付成功",
 			apiv3.OriginalTypeTransaction, cur.transaction(), now)

@@ -343,6 +343,9 @@ func TestNativeCloseAndPaidClose(t *testing.T) {
 	if ev := b.recv.event(t); ev.Payment == nil || ev.Payment.OutTradeNo != "ORDER-NATIVE2" || ev.Payment.OpenID != "scanner" {
 		t.Fatalf("native callback %+v", ev)
 	}
+	if q, err := b.client.QueryPayment(ctx, "ORDER-NATIVE2"); err != nil || q.State != medpay.CashPaid || q.OpenID != "scanner" {
+		t.Fatalf("native order paid: %+v, %v", q, err)
+	}
 	if err := b.client.Close(ctx, "ORDER-NATIVE2"); !errors.Is(err, medpay.ErrConflict) {
 		t.Fatalf("closing a paid order: %v", err)
 	}
