@@ -202,8 +202,10 @@ func (c *Channel) sandboxWallet(w http.ResponseWriter, r *http.Request) {
 		OpenID string `json:"openid"`
 		WalletSettings
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest)).Decode(&req); err != nil || req.AppID == "" || req.OpenID == "" {
-		writeSandbox(w, http.StatusBadRequest, map[string]string{"code": "PARAM_ERROR", "message": "appid and openid are required"})
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequest)).Decode(&req); err != nil || req.AppID == "" || req.OpenID == "" ||
+		(req.Balance != nil && (*req.Balance < 0 || *req.Balance > 100*MaxTotal)) {
+		writeSandbox(w, http.StatusBadRequest, map[string]string{"code": "PARAM_ERROR",
+			"message": `body must be {"appid","openid"} with optional "balance" (fen, not negative), "declining", "lose_answers", "pin"`})
 		return
 	}
 	payer := medpay.PayerID(req.AppID, req.OpenID)

@@ -635,3 +635,20 @@ func TestSlowNotifyURLDoesNotHoldOthersUp(t *testing.T) {
 		t.Fatalf("delivered %d, want 1 (the slow one failed)", n)
 	}
 }
+
+func TestSandboxWalletChecksItsInput(t *testing.T) {
+	t.Parallel()
+	b := setup(t, sqlstore.SQLite, options{noWorker: true})
+	for _, body := range []any{
+		map[string]any{"openid": "x"},
+		map[string]any{"appid": appID, "openid": "x", "balance": -1},
+		"not an object",
+	} {
+		if status, out := b.sandbox(t, "/sandbox/wallets", body); status != 400 || out["code"] != "PARAM_ERROR" {
+			t.Errorf("%v: %d %v", body, status, out)
+		}
+	}
+	if status, out := b.sandbox(t, "/sandbox/pay", map[string]string{"prepay_id": "wx-none", "pin": cash.DefaultPIN}); status != 404 || out["code"] != cash.PayNotFound {
+		t.Errorf("paying an unknown prepay: %d %v", status, out)
+	}
+}
