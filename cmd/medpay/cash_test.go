@@ -235,7 +235,7 @@ func TestServeChecksCashFlags(t *testing.T) {
 
 // TestSandboxServeMountsCashChannel pays through the channel mounted at <base-url>/cash.
 func TestSandboxServeMountsCashChannel(t *testing.T) {
-	t.Parallel()
+	// Not parallel: see TestKillCashServe.
 	db := filepath.Join(t.TempDir(), "medpay.db")
 	addr := freeAddr(t)
 	startProc(t, "http://"+addr+"/cash/healthz", "serve", "--db", db, "--addr", addr)
@@ -290,7 +290,8 @@ func TestSandboxServeMountsCashChannel(t *testing.T) {
 // restarts it and finishes every order: nothing is paid or refunded twice, and every callback
 // arrives. On each engine.
 func TestKillCashServe(t *testing.T) {
-	t.Parallel()
+	// Not parallel with the other tests of the package: its processes would load the machine
+	// under TestTwoProcessesShareNotifications, whose first seconds are a timing window.
 	for _, engine := range sqlstoretest.Engines() {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
@@ -406,7 +407,7 @@ func killCashServe(t *testing.T, db string) {
 
 // TestProductionMountsNoCashChannel: outside the sandbox there is no simulated channel to reach.
 func TestProductionMountsNoCashChannel(t *testing.T) {
-	t.Parallel()
+	// Not parallel: see TestKillCashServe.
 	addr := freeAddr(t)
 	startProc(t, "http://"+addr+"/healthz", "serve", "--db", filepath.Join(t.TempDir(), "medpay.db"), "--addr", addr, "--sandbox=false")
 	for _, c := range []struct{ method, path string }{{"GET", "/cash/healthz"}, {"POST", "/cash/sandbox/pay"}, {"POST", "/cash" + apiv3.PathJSAPI}} {
