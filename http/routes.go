@@ -51,6 +51,10 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("POST /sandbox/orders/{id}/confirm", s.sandboxConfirm)
 		mux.HandleFunc("POST /sandbox/paycode", s.sandboxPayCode)
 		mux.Handle("GET /me/code", pageHeaders(http.HandlerFunc(s.payCodePage))) // the payer's payment code (刷码付)
+		// The simulated cash channel over APIv3 (docs/cash.md).
+		if s.cashAPI != nil {
+			mux.Handle("/cash/", http.StripPrefix("/cash", s.cashAPI))
+		}
 	}
 
 	// Operations.

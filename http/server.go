@@ -46,6 +46,7 @@ type Server struct {
 	sandbox medpay.BureauSandbox
 	cities  []medpay.City
 	cash    *cash.Simulator
+	cashAPI http.Handler
 	logger  *slog.Logger
 	now     func() time.Time
 	metrics *metrics
@@ -64,6 +65,7 @@ type Deps struct {
 	// Cities are the coverage cities the bind page offers.
 	Cities   []medpay.City
 	Cash     *cash.Simulator
+	CashAPI  http.Handler // the simulated cash channel over APIv3, mounted at /cash in the sandbox
 	Logger   *slog.Logger
 	Now      func() time.Time
 	Registry *prometheus.Registry // metrics are registered here and served at /metrics
@@ -80,7 +82,7 @@ func NewServer(cfg Config, d Deps) *Server {
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, store: d.Store, payment: d.Payment, bureau: d.Bureau, sandbox: d.Sandbox, cities: d.Cities, cash: d.Cash,
+	s := &Server{cfg: cfg, store: d.Store, payment: d.Payment, bureau: d.Bureau, sandbox: d.Sandbox, cities: d.Cities, cash: d.Cash, cashAPI: d.CashAPI,
 		logger: d.Logger, now: d.Now, reg: d.Registry, metrics: newMetrics(d.Registry)}
 	s.handler = s.routes()
 	return s

@@ -13,6 +13,7 @@
 //	medpay refund create|query
 //	medpay sign                  compute and check a signature
 //	medpay loadtest              measure a running platform (throughput, latency, notification lag)
+//	medpay cash serve|merchant   the simulated cash channel alone (WeChat Pay APIv3 subset)
 package main
 
 import (
@@ -51,6 +52,8 @@ commands:
   reconcile                 compare a day's ledger with the bureau's and the cash channel's journals
   bureau serve              run the simulated bureau alone, speaking the national protocol
   bureau institution create register a hospital or platform at that bureau
+  cash serve                run the simulated cash channel alone (WeChat Pay APIv3 subset, docs/cash.md)
+  cash merchant create      register a merchant at that channel and print its APIv3 credentials
 
 developer commands (call the open API as a hospital, through the Go SDK):
   token                     get an access token (--sub-appid: as a service provider)
@@ -98,6 +101,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runLoadtest(ctx, rest, getenv, stdout, stderr)
 	case "sign":
 		return runSign(ctx, rest, getenv, stdout, stderr)
+	case "cash":
+		return runCash(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -56,7 +56,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off by default; keep it private)")
 	bf := addBureauFlags(fs)
+	cashFlags := addCashGatewayFlags(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	// The remote cash channel's credentials are checked now; the payment saga does not use the
+	// gateway yet (it still pays the cash part through the in-process wallet).
+	if _, err := cashFlags.gateway(); err != nil {
 		return err
 	}
 	var level slog.Level
@@ -118,6 +124,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		bureauSandbox = remote // the simulated bureau's sandbox API
 	}
 	wallet := cash.New(db, now)
+	var cashChannel *cash.Channel // the simulated channel over APIv3, at <base-url>/cash
+	if isSandbox {
+		if cashChannel, err = sandboxCashChannel(ctx, db, *dsn, *serverKey, now, logger); err != nil {
+			return fmt.Errorf("cash channel: %w", err)
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	nm, err := notify.NewMetrics(reg, db, now)
@@ -146,7 +158,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		MicropayNoPINLimit: *noPINLimit, CallbackIPs: callbackIPs,
 		MetricsElsewhere: *metricsAddr != "", MetricsToken: *metricsToken,
 	}, medpayhttp.Deps{Store: store, Payment: pay, Bureau: bu, Sandbox: bureauSandbox,
-		Cities: bureau.CityList(), Cash: wallet, Logger: logger, Now: now, Registry: reg})
+		Cities: bureau.CityList(), Cash: wallet, CashAPI: cashAPI(cashChannel), Logger: logger, Now: now, Registry: reg})
 
 	// Orders a crash left mid-saga are finished or undone before new work is taken.
 	if n, err := pay.RecoverOnce(ctx, now().Add(time.Hour), 1000); err != nil {
@@ -204,6 +216,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		defer stopPprof()
 	}
 	wg.Go(func() { worker.Run(bg) })
+	if cashChannel != nil {
+		wg.Go(func() { cashChannel.RunCallbacks(bg) })
+	}
 	wg.Go(func() { every(bg, recoverEvery, func() { recoverLoop(bg, pay, logger) }) })
 	wg.Go(func() { every(bg, expireEvery, func() { housekeeping(bg, pay, store, logger) }) })
 
