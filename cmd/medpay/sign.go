@@ -34,9 +34,9 @@ The key is never printed.
 `
 
 func runSign(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("sign", stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, signUsage); fs.PrintDefaults() }
-	key := fs.String("key", "", "the API key (MEDPAY_KEY)")
+	fs := newFlags("sign", stdout)
+	setUsage(fs, signUsage)
+	key := fs.String("key", "", "required: the API key")
 	given := fs.String("sign", "", "a signature to check (default: the message's sign field)")
 	expect := fs.String("expect", "", "another message (XML file) to compare field by field")
 	signType := fs.String("sign-type", "", "add sign_type=MD5|HMAC-SHA256 to a message that has none")

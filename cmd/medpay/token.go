@@ -26,10 +26,10 @@ type apiFlags struct {
 func addAPIFlags(fs *flag.FlagSet) *apiFlags {
 	return &apiFlags{
 		baseURL:  fs.String("base-url", "http://127.0.0.1:8080", "the platform's URL"),
-		appid:    fs.String("appid", "", "appid: the hospital's, or the service provider's"),
-		mchID:    fs.String("mch-id", "", "mch_id: the hospital's, or the service provider's"),
-		key:      fs.String("key", "", "the API key of mch_id (signs requests, verifies answers)"),
-		secret:   fs.String("secret", "", "the app secret of appid (for the access token)"),
+		appid:    fs.String("appid", "", "required: appid: the hospital's, or the service provider's"),
+		mchID:    fs.String("mch-id", "", "required: mch_id: the hospital's, or the service provider's"),
+		key:      fs.String("key", "", "required: the API key of mch_id (signs requests, verifies answers)"),
+		secret:   fs.String("secret", "", "required: the app secret of appid (for the access token)"),
 		subAppID: fs.String("sub-appid", "", "service-provider mode: the hospital's appid"),
 		subMchID: fs.String("sub-mch-id", "", "service-provider mode: the hospital's mch_id"),
 		signType: fs.String("sign-type", "", "MD5 (default) or HMAC-SHA256"),
@@ -113,12 +113,10 @@ func apiError(what string, err error) error {
 }
 
 func runToken(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("token", stderr)
+	fs := newFlags("token", stdout)
 	api := addAPIFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: medpay token [flags]\n\nGets an access token: /cgi-bin/token, or /payinsurance/gettoken with --sub-appid.")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, tokenUsage)
+	fs.Lookup("key").Usage = "the API key of mch_id (not needed for a token)"
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -144,3 +142,13 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 	fmt.Fprintf(stdout, "access_token  %s\nexpires_in    %d\nexpires_at    %s\n", tok, in, expires.Format(time.RFC3339))
 	return nil
 }
+
+const tokenUsage = `usage: medpay token [flags]
+
+Gets an access token: /cgi-bin/token, or /payinsurance/gettoken with --sub-appid.
+
+A token is valid 7200 seconds, and asking for a new one cuts every older token of the same appid
+down to 5 minutes. So the developer commands keep the token they got in a cache file (mode 0600,
+under the user's cache directory, one entry per base URL and appid) and reuse it while it has more
+than 5 minutes left; --new asks for a fresh one.
+`
