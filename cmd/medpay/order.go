@@ -50,6 +50,7 @@ func runOrder(ctx context.Context, args []string, getenv func(string) string, st
 	args = append([]string{sub}, rest...)
 	fs := newFlags("order "+sub, stdout)
 	api := addAPIFlags(fs)
+	defer api.keepToken()
 	switch sub {
 	case "create":
 		req := &client.UnifiedOrderRequest{Extra: map[string]string{}}

@@ -17,6 +17,7 @@ func runRefund(ctx context.Context, args []string, getenv func(string) string, s
 	args = append([]string{sub}, rest...)
 	fs := newFlags("refund "+sub, stdout)
 	api := addAPIFlags(fs)
+	defer api.keepToken()
 	switch sub {
 	case "create":
 		req := &client.RefundRequest{Extra: map[string]string{}}

@@ -21,6 +21,9 @@ import (
 type apiFlags struct {
 	baseURL, appid, mchID, key, secret, subAppID, subMchID, signType *string
 	asJSON                                                           *bool
+	tokenCache                                                       *string
+
+	c *client.Client // the client built, whose token keepToken saves
 }
 
 func addAPIFlags(fs *flag.FlagSet) *apiFlags {
@@ -34,6 +37,8 @@ func addAPIFlags(fs *flag.FlagSet) *apiFlags {
 		subMchID: fs.String("sub-mch-id", "", "service-provider mode: the hospital's mch_id"),
 		signType: fs.String("sign-type", "", "MD5 (default) or HMAC-SHA256"),
 		asJSON:   fs.Bool("json", false, "print the answer as JSON"),
+		tokenCache: fs.String("token-cache", "", "file keeping the access token between commands (mode 0600; default medpay/tokens.json "+
+			"in the user's cache directory; off: none)"),
 	}
 }
 
@@ -44,11 +49,29 @@ func (a *apiFlags) client() (*client.Client, error) {
 			return nil, fmt.Errorf("--%s (or %s) is required", f.name, envName(f.name))
 		}
 	}
-	return client.New(client.Config{
+	c, err := client.New(client.Config{
 		BaseURL: *a.baseURL, AppID: *a.appid, MchID: *a.mchID, APIKey: *a.key, Secret: *a.secret,
 		SubAppID: *a.subAppID, SubMchID: *a.subMchID, SignType: *a.signType,
 		HTTPClient: &http.Client{Timeout: 30 * time.Second},
 	})
+	if err != nil {
+		return nil, err
+	}
+	a.c = c
+	loadToken(tokenCachePath(*a.tokenCache), a.cacheKey(), c)
+	return c, nil
+}
+
+func (a *apiFlags) cacheKey() string {
+	return tokenCacheKey(strings.TrimRight(*a.baseURL, "/"), *a.appid, *a.subAppID, *a.secret)
+}
+
+// keepToken saves the token the command used for the next one (deferred by every command that
+// builds a client). A cache that cannot be written only costs a new token next time.
+func (a *apiFlags) keepToken() {
+	if a.c != nil {
+		saveToken(tokenCachePath(*a.tokenCache), a.cacheKey(), a.c)
+	}
 }
 
 // envelope fields left out when printing an answer: the caller sees only what it asked about.
@@ -116,6 +139,8 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 	fs := newFlags("token", stdout)
 	api := addAPIFlags(fs)
 	setUsage(fs, tokenUsage)
+	fresh := fs.Bool("new", false, "ask for a new token even when the cached one is still good (cuts the older ones to 5 minutes)")
+	defer api.keepToken()
 	fs.Lookup("key").Usage = "the API key of mch_id (not needed for a token)"
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
@@ -131,15 +156,18 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	if *fresh {
+		c.SetAccessToken("", time.Time{})
+	}
 	tok, expires, err := c.AccessToken(ctx)
 	if err != nil {
 		return apiError("token", err)
 	}
 	in := int(time.Until(expires).Round(time.Second).Seconds())
 	if *api.asJSON {
-		return json.NewEncoder(stdout).Encode(map[string]any{"access_token": tok, "expires_in": in, "expires_at": expires.Format(time.RFC3339)})
+		return json.NewEncoder(stdout).Encode(map[string]any{"access_token": tok, "expires_in": in, "expires_at": expires.In(wire.CST).Format(time.RFC3339)})
 	}
-	fmt.Fprintf(stdout, "access_token  %s\nexpires_in    %d\nexpires_at    %s\n", tok, in, expires.Format(time.RFC3339))
+	fmt.Fprintf(stdout, "access_token  %s\nexpires_in    %d\nexpires_at    %s\n", tok, in, expires.In(wire.CST).Format(time.RFC3339))
 	return nil
 }
 
