@@ -6,7 +6,7 @@ import (
 )
 
 // Bureau is the social-insurance bureau (人社局/医保局), the "bank" of the product's analogy
-// (bureau.md §1). Every money-moving operation is idempotent on the platform's serial, so it can
+// (docs/api/bureau.md). Every money-moving operation is idempotent on the platform's serial, so it can
 // be retried after a timeout. The project ships a simulator; a real bureau implements the same
 // interface over the national protocol.
 type Bureau interface {
@@ -59,11 +59,11 @@ type SettleRequest struct {
 	HospLevel      int
 	OrderType      string // RegPay, DiagPay
 	OrgNo          string
-	RequestContent string // the itemised bill, bureau.md §2
+	RequestContent string // the itemised bill, docs/api/bureau.md (request_content)
 	DefaultFee     int64  // insurance_fee + cash_fee: the single class-A item when there is no bill
 }
 
-// Settlement is the bureau's split of a bill (bureau.md §3–4), all fen.
+// Settlement is the bureau's split of a bill (docs/api/bureau.md), all fen.
 type Settlement struct {
 	SetlID          string
 	Serial          string

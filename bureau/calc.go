@@ -9,17 +9,17 @@ import (
 	"strings"
 )
 
-// This file is the policy engine: parsing a bill (bureau.md §2) and computing its split
-// (bureau.md §3). It is pure: no clock, no storage.
+// This file is the policy engine: parsing a bill (docs/api/bureau.md (request_content)) and computing its split
+// (docs/api/bureau.md (计算)). It is pure: no clock, no storage.
 
-// Item classes (bureau.md §2).
+// Item classes (docs/api/bureau.md (request_content)).
 const (
 	ClassA = "A" // 甲类: fully inside policy
 	ClassB = "B" // 乙类: the person first pays self_ratio_pct (乙类先行自付)
 	ClassC = "C" // 丙类 / outside the catalogue: fully self-paid
 )
 
-// Medical types (med_type, bureau.md §2).
+// Medical types (med_type, docs/api/bureau.md (request_content)).
 const (
 	MedTypeOutpatient   = "11" // 普通门诊
 	MedTypeRegistration = "12" // 门诊挂号
@@ -125,7 +125,7 @@ func MedGroup(medType string) string {
 	return "outpatient"
 }
 
-// ParseBill parses request_content (bureau.md §2). When content is empty (or blank), or is the
+// ParseBill parses request_content (docs/api/bureau.md (request_content)). When content is empty (or blank), or is the
 // national form (an object with payAuthNo or payOrdId and no items), the bill is one class-A item
 // of defaultFee. orderType (RegPay, DiagPay) chooses the default med_type. Every refusal is a
 // *BillError naming the item and field.
@@ -364,7 +364,7 @@ func (b *Bill) Validate() error {
 	return nil
 }
 
-// Rule is the policy that applies to one person type at one hospital level (bureau.md §5).
+// Rule is the policy that applies to one person type at one hospital level (docs/api/bureau.md (城市政策)).
 type Rule struct {
 	DeductibleFen  int64 `json:"deductible_fen"`   // annual outpatient deductible (起付线)
 	RatioPct       int   `json:"ratio_pct"`        // share of the inside-policy amount the pool pays
@@ -401,7 +401,7 @@ type ItemSplit struct {
 	SelfpayAmt int64  `json:"selfpay_amt"`         // the part the person pays before the pool
 }
 
-// Split is the bureau's computation for one bill (bureau.md §3), all fen.
+// Split is the bureau's computation for one bill (docs/api/bureau.md (计算)), all fen.
 type Split struct {
 	MedfeeSumamt    int64 // 1. Σ price × qty
 	FulamtOwnpayAmt int64 // 2. Σ class C
@@ -441,7 +441,7 @@ func pctHalfUp(amount int64, pct int) int64 {
 }
 
 // Calculate computes the split of bill b under rule r for a person with entitlement e, exactly as
-// bureau.md §3, in integer fen. Rounding is half up at each step, and it happens in two places
+// docs/api/bureau.md (计算), in integer fen. Rounding is half up at each step, and it happens in two places
 // only: the 乙类先行自付 of each class-B item is rounded per item (so that each item's selfpay_amt
 // in response_content is exact and the items add up to preselfpay_amt), and the pool's share
 // (step 6) is rounded once on the bill's total. Every other step is a sum, a difference or a

@@ -16,7 +16,7 @@ import (
 )
 
 // 刷码付: the payer's payment code (/me/code, POST /sandbox/paycode) and the institution's
-// micropay call that spends it (wire-api.md §4.6).
+// micropay call that spends it (docs/api/orders.md (micropay)).
 
 // micropay places and settles the order of a scanned payment code.
 func (s *Server) micropay(ctx context.Context, c *call) (*wire.Message, error) {

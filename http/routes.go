@@ -15,7 +15,7 @@ import (
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 
-	// Open API (wire-api.md).
+	// Open API (docs/api).
 	mux.HandleFunc("GET /cgi-bin/token", s.cgiToken)
 	mux.HandleFunc("GET /payinsurance/gettoken", s.providerToken)
 	mux.Handle("/payinsurance/unifiedorder", s.api("unifiedorder", s.unifiedOrder, apiOpts{}))
@@ -30,7 +30,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/payinsurance/refundquery", s.api("queryrefund", s.queryRefund, apiOpts{}))
 	mux.Handle("/payinsurance/billdownload", s.apiRaw("billdownload", s.billDownload))
 
-	// Payer pages (sandbox.md §2), protected against cross-origin form posts.
+	// Payer pages (docs/api/sandbox.md), protected against cross-origin form posts.
 	pages := http.NewServeMux()
 	pages.HandleFunc("GET /pay/{id}", s.payPage)
 	pages.HandleFunc("POST /pay/{id}", s.payConfirm)
@@ -43,7 +43,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/bind/", http.NewCrossOriginProtection().Handler(pages))
 	mux.Handle("/me/", http.NewCrossOriginProtection().Handler(pages))
 
-	// Sandbox helper API (sandbox.md §3).
+	// Sandbox helper API (docs/api/sandbox.md (沙箱辅助接口)).
 	if s.cfg.Sandbox {
 		mux.HandleFunc("GET /sandbox/persons", s.sandboxPersons)
 		mux.HandleFunc("POST /sandbox/bindings", s.sandboxBind)

@@ -23,7 +23,7 @@ var stdin io.Reader = os.Stdin
 
 const signUsage = `usage: medpay sign --key KEY [--sign SIG] [--expect FILE] [--sign-type T] [FILE | - | name=value ...]
 
-Computes the signature of an open API message (wire-api.md §2) and explains it: the fields as
+Computes the signature of an open API message (docs/api/README.md (signing)) and explains it: the fields as
 signed, the string to sign (the key shown as ***), the signature. With --sign, or a message that
 carries a sign field, says whether it verifies and, when it does not, which usual mistake
 reproduces the signature given. With --expect another message (e.g. the one your code sent, or
