@@ -23,6 +23,7 @@ var commands = [][]string{
 	{"order"}, {"order", "create"}, {"order", "query"}, {"order", "close"},
 	{"refund"}, {"refund", "create"}, {"refund", "query"},
 	{"sign"},
+	{"sandbox"}, {"sandbox", "persons"}, {"sandbox", "bind"}, {"sandbox", "confirm"}, {"sandbox", "paycode"},
 }
 
 // TestHelp runs the real binary: -h and --help print the same usage on stdout, nothing on

@@ -55,10 +55,13 @@ developer commands (call the open API as a hospital, through the Go SDK):
   order create|query|close  place, query or close an order
   refund create|query       refund a paid order, query a refund
   sign                      compute and check a signature, find the field that differs
+  sandbox persons|bind|confirm|paycode
+                            the sandbox's test persons; bind one, confirm an order, get a payment code
 
   The developer commands take --base-url, --appid, --mch-id, --key, --secret (and --sub-appid,
   --sub-mch-id in service-provider mode), usually exported once as MEDPAY_BASE_URL, MEDPAY_APPID,
-  MEDPAY_MCH_ID, MEDPAY_KEY, MEDPAY_SECRET; --json prints the answer as JSON.
+  MEDPAY_MCH_ID, MEDPAY_KEY, MEDPAY_SECRET ('merchant create --env' prints them); --json prints
+  the answer as JSON, --only NAME one field's value alone.
 
 Run 'medpay <command> -h' (or --help) for the flags of a command. Every flag can also be set
 through the environment as MEDPAY_<FLAG> (upper case, dashes as underscores), e.g. MEDPAY_DB.
@@ -85,6 +88,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runNotify(ctx, rest, getenv, stdout, stderr)
 	case "reconcile":
 		return runReconcile(ctx, rest, getenv, stdout, stderr)
+	case "sandbox":
+		return runSandbox(ctx, rest, getenv, stdout, stderr)
 	case "server-key":
 		return runServerKey(ctx, rest, getenv, stdout, stderr)
 	case "version":

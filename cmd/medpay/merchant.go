@@ -61,6 +61,7 @@ func merchantCreate(ctx context.Context, args []string, getenv func(string) stri
 	kind := fs.String("kind", medpay.KindHospital, "hospital or pharmacy")
 	level := fs.Int("level", 0, "hospital level: 0 社区, 1, 2, 3")
 	asJSON := fs.Bool("json", false, "print JSON")
+	asEnv := fs.Bool("env", false, "print shell export lines for the developer commands (MEDPAY_APPID, MEDPAY_SECRET, MEDPAY_MCH_ID, MEDPAY_KEY)")
 	var cities, ips listFlag
 	fs.Var(&cities, "city", "required: enabled 6-digit city code (repeatable)")
 	fs.Var(&ips, "refund-ip", "address or CIDR allowed to request refunds (repeatable)")
@@ -92,13 +93,23 @@ func merchantCreate(ctx context.Context, args []string, getenv func(string) stri
 		}
 	}
 	m := &medpay.Merchant{Kind: *kind, Name: *name, Cities: cities, Level: *level, RefundIPs: ips}
-	return createMerchant(ctx, *dsn, *serverKey, m, *asJSON, stdout)
+	format := ""
+	switch {
+	case *asJSON && *asEnv:
+		return errors.New("merchant create: --json or --env, not both")
+	case *asJSON:
+		format = "json"
+	case *asEnv:
+		format = "env"
+	}
+	return createMerchant(ctx, *dsn, *serverKey, m, format, stdout)
 }
 
 var mchIDPattern = regexp.MustCompile(`^[0-9]{10}$`)
 
 // createMerchant fills m's credentials, stores it and prints them once.
-func createMerchant(ctx context.Context, dsn, serverKey string, m *medpay.Merchant, asJSON bool, stdout io.Writer) error {
+// format is "" (text), "json" or "env" (shell export lines).
+func createMerchant(ctx context.Context, dsn, serverKey string, m *medpay.Merchant, format string, stdout io.Writer) error {
 	store, err := openStore(ctx, dsn, serverKey)
 	if err != nil {
 		return err
@@ -120,7 +131,12 @@ func createMerchant(ctx context.Context, dsn, serverKey string, m *medpay.Mercha
 		return err
 	}
 	creds := medpay.Credentials{AppID: m.AppID, Secret: appSecret, MchID: m.MchID, APIKey: m.APIKey, Name: m.Name, Cities: m.Cities}
-	if asJSON {
+	if format == "env" {
+		fmt.Fprintf(stdout, "# %s: keep this file private (the secret and API key are not shown again)\n", m.Name)
+		fmt.Fprintf(stdout, "export MEDPAY_APPID='%s' MEDPAY_SECRET='%s' MEDPAY_MCH_ID='%s' MEDPAY_KEY='%s'\n", creds.AppID, creds.Secret, creds.MchID, creds.APIKey)
+		return nil
+	}
+	if format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetEscapeHTML(false)
 		return enc.Encode(creds)

@@ -116,7 +116,7 @@ func runOrder(ctx context.Context, args []string, getenv func(string) string, st
 			return apiError("unifiedorder "+req.HospOutTradeNo, err)
 		}
 		resp.Raw.Set("hosp_out_trade_no", req.HospOutTradeNo)
-		return printAnswer(stdout, resp.Raw, *api.asJSON)
+		return api.print(stdout, resp.Raw)
 	case "query", "close":
 		id, no := orderRefFlags(fs)
 		if err := parseFlags(fs, args[1:], getenv); err != nil {
@@ -144,7 +144,7 @@ func runOrder(ctx context.Context, args []string, getenv func(string) string, st
 			}
 			raw = o.Raw
 		}
-		return printAnswer(stdout, raw, *api.asJSON)
+		return api.print(stdout, raw)
 	}
 	return unknownSub("order", orderUsage, sub, stderr)
 }
@@ -155,5 +155,5 @@ const orderUsage = `usage:
   medpay order close (--med-trans-id ID | --trade-no NO) [flags]
 
 Places an order (unifiedorder), queries it (queryorder) or closes it (closeorder).
-Run 'medpay order create -h' for every flag; --field NAME prints one field of the answer alone.
+Run 'medpay order create -h' for every flag; --only NAME prints one field of the answer alone.
 `

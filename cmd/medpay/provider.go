@@ -40,7 +40,11 @@ func runProvider(ctx context.Context, args []string, getenv func(string) string,
 		if *name == "" {
 			return errors.New("--name is required")
 		}
-		return createMerchant(ctx, *dsn, *serverKey, &medpay.Merchant{Kind: medpay.KindProvider, Name: *name}, *asJSON, stdout)
+		format := ""
+		if *asJSON {
+			format = "json"
+		}
+		return createMerchant(ctx, *dsn, *serverKey, &medpay.Merchant{Kind: medpay.KindProvider, Name: *name}, format, stdout)
 	case "authorize", "revoke":
 		fs := newFlags("provider "+args[0], stdout)
 		dsn := fs.String("db", "medpay.db", "database: SQLite file or postgres:// URL")

@@ -55,7 +55,7 @@ func runRefund(ctx context.Context, args []string, getenv func(string) string, s
 			}
 			return apiError("refund "+req.HospOutRefundNo, err)
 		}
-		return printAnswer(stdout, r.Raw, *api.asJSON)
+		return api.print(stdout, r.Raw)
 	case "query":
 		id := fs.String("med-refund-id", "", "the platform's refund id")
 		no := fs.String("refund-no", "", "the hospital's refund number (hosp_out_refund_no)")
@@ -73,7 +73,7 @@ func runRefund(ctx context.Context, args []string, getenv func(string) string, s
 		if err != nil {
 			return apiError("queryrefund", err)
 		}
-		return printAnswer(stdout, r.Raw, *api.asJSON)
+		return api.print(stdout, r.Raw)
 	}
 	return unknownSub("refund", refundUsage, sub, stderr)
 }

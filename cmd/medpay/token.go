@@ -21,6 +21,7 @@ import (
 type apiFlags struct {
 	baseURL, appid, mchID, key, secret, subAppID, subMchID, signType *string
 	asJSON                                                           *bool
+	field                                                            *string
 	tokenCache                                                       *string
 
 	c *client.Client // the client built, whose token keepToken saves
@@ -37,6 +38,7 @@ func addAPIFlags(fs *flag.FlagSet) *apiFlags {
 		subMchID: fs.String("sub-mch-id", "", "service-provider mode: the hospital's mch_id"),
 		signType: fs.String("sign-type", "", "MD5 (default) or HMAC-SHA256"),
 		asJSON:   fs.Bool("json", false, "print the answer as JSON"),
+		field:    fs.String("only", "", "print only this field's value (e.g. med_trans_id)"),
 		tokenCache: fs.String("token-cache", "", "file keeping the access token between commands (mode 0600; default medpay/tokens.json "+
 			"in the user's cache directory; off: none)"),
 	}
@@ -76,6 +78,18 @@ func (a *apiFlags) keepToken() {
 
 // envelope fields left out when printing an answer: the caller sees only what it asked about.
 var envelopeFields = map[string]bool{"return_code": true, "return_msg": true, "result_code": true, "nonce_str": true, "sign": true, "sign_type": true}
+
+// print prints a verified answer as the flags ask: one field's value, JSON, or name-value lines.
+func (a *apiFlags) print(w io.Writer, m *wire.Message) error {
+	if *a.field != "" {
+		if !m.Has(*a.field) {
+			return fmt.Errorf("the answer has no field %q", *a.field)
+		}
+		_, err := fmt.Fprintln(w, m.Get(*a.field))
+		return err
+	}
+	return printAnswer(w, m, *a.asJSON)
+}
 
 // printAnswer prints the fields of a verified answer in the order the platform sent them: one
 // "name  value" line each, or one JSON object.
@@ -164,6 +178,17 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 		return apiError("token", err)
 	}
 	in := int(time.Until(expires).Round(time.Second).Seconds())
+	switch *api.field {
+	case "":
+	case "access_token":
+		_, err := fmt.Fprintln(stdout, tok)
+		return err
+	case "expires_in":
+		_, err := fmt.Fprintln(stdout, in)
+		return err
+	default:
+		return fmt.Errorf("token: --only is access_token or expires_in, not %q", *api.field)
+	}
 	if *api.asJSON {
 		return json.NewEncoder(stdout).Encode(map[string]any{"access_token": tok, "expires_in": in, "expires_at": expires.In(wire.CST).Format(time.RFC3339)})
 	}
