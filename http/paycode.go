@@ -95,7 +95,8 @@ func (s *Server) payCodePage(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, err, "code")
 		return
 	}
-	v := &payerView{pageData: pageData{Title: "医保付款码"}, AppID: appid, OpenID: openid, Code: code,
+	ttl := int(payment.PayCodeTTL.Seconds())
+	v := &payerView{pageData: pageData{Title: "医保付款码", Refresh: ttl, Script: "/assets/paycode.js"}, AppID: appid, OpenID: openid, Code: code,
 		CodeGroup: groupDigits(code), ExpiresIn: int(payment.PayCodeTTL.Seconds()),
 		QR: template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))}
 	if b, err := s.store.BindingFor(ctx, appid, openid); err == nil {

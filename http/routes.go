@@ -52,6 +52,11 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("GET /me/code", s.payCodePage) // the payer's payment code (刷码付)
 	}
 
+	// The landing page, the API reference it links to, the pages' scripts.
+	mux.HandleFunc("GET /{$}", s.home)
+	mux.HandleFunc("GET /docs/api/{name}", s.apiDoc)
+	mux.HandleFunc("GET /assets/{name}", s.assets)
+
 	// Operations.
 	mux.HandleFunc("GET /healthz", s.health)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
