@@ -14,16 +14,16 @@ import (
 	"time"
 )
 
-// walkthrough returns the shell blocks of the README's walkthrough, in order.
-func walkthrough(t *testing.T) []string {
+// walkthrough returns the shell blocks of the README's section headed heading, in order.
+func walkthrough(t *testing.T, heading string) []string {
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := string(data)
-	i := strings.Index(text, "\n## Walkthrough")
+	i := strings.Index(text, "\n## "+heading)
 	if i < 0 {
-		t.Fatal("README has no Walkthrough section")
+		t.Fatalf("README has no section %q", heading)
 	}
 	text = text[i+1:]
 	if j := strings.Index(text[3:], "\n## "); j >= 0 {
@@ -33,8 +33,8 @@ func walkthrough(t *testing.T) []string {
 	for _, m := range regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(text, -1) {
 		blocks = append(blocks, m[1])
 	}
-	if len(blocks) < 4 {
-		t.Fatalf("the walkthrough has %d shell blocks", len(blocks))
+	if len(blocks) < 2 {
+		t.Fatalf("the README's %q has %d shell blocks", heading, len(blocks))
 	}
 	return blocks
 }
@@ -68,6 +68,13 @@ func newLineWaiter(t *testing.T, r io.Reader) *lineWaiter {
 		w.mu.Unlock()
 	}()
 	return w
+}
+
+// between returns the lines from index from up to (not including) to.
+func (w *lineWaiter) between(from, to int) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.lines[from:min(to, len(w.lines))]...)
 }
 
 // wait returns the first line from index from on that contains all of want, and its index.
@@ -144,9 +151,16 @@ func TestREADMEWalkthrough(t *testing.T) {
 	t.Cleanup(func() { stdin.Close(); sh.Wait() })
 	shell := newLineWaiter(t, out)
 	seen := 0
+	// As in a terminal, "!" in double quotes is history expansion.
+	if _, err := io.WriteString(stdin, "set -o history -o histexpand\n"); err != nil {
+		t.Fatal(err)
+	}
 
 	var receiver *lineWaiter
-	for n, block := range walkthrough(t) {
+	blocks := walkthrough(t, "Walkthrough")
+	cardBlocks := len(blocks)
+	blocks = append(blocks, walkthrough(t, "Card binding")...)
+	for n, block := range blocks {
 		block = strings.ReplaceAll(block, "127.0.0.1:9999", notifyAddr)
 		var kept []string
 		for _, line := range strings.Split(block, "\n") {
@@ -173,10 +187,26 @@ func TestREADMEWalkthrough(t *testing.T) {
 				t.Fatal(err)
 			}
 			line, i := shell.wait(t, seen, marker)
-			seen = i + 1
 			if line != marker+" 0" {
 				t.Fatalf("block %d failed (%s):\n%s", n+1, line, block)
 			}
+			if n >= cardBlocks { // the signed XML calls of the shell function: each must succeed
+				calls, succeeded := 0, 0
+				for _, l := range strings.Split(block, "\n") {
+					if strings.HasPrefix(l, "call ") {
+						calls++
+					}
+				}
+				for _, l := range shell.between(seen, i) {
+					if strings.Contains(l, "<result_code><![CDATA[SUCCESS]]></result_code>") {
+						succeeded++
+					}
+				}
+				if succeeded != calls {
+					t.Fatalf("block %d: %d of its %d calls succeeded:\n%s\n%s", n+1, succeeded, calls, block, strings.Join(shell.between(seen, i), "\n"))
+				}
+			}
+			seen = i + 1
 		}
 	}
 	if receiver == nil {
