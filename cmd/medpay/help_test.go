@@ -22,7 +22,7 @@ var commands = [][]string{
 	{"token"},
 	{"order"}, {"order", "create"}, {"order", "query"}, {"order", "close"},
 	{"refund"}, {"refund", "create"}, {"refund", "query"},
-	{"sign"},
+	{"sign"}, {"loadtest"},
 	{"sandbox"}, {"sandbox", "persons"}, {"sandbox", "bind"}, {"sandbox", "confirm"}, {"sandbox", "paycode"},
 }
 
