@@ -215,15 +215,15 @@ func sandboxPayCode(t *testing.T, env *testenv.Env, appid, openid string) string
 	return out.AuthCode
 }
 
-// prose reads the last cell of each row of an old block, by the row's first cell.
-func prose(old string) map[string]string {
-	out := map[string]string{}
+// prose reads the cells of each row of an old block, by the row's first cell.
+func prose(old string) map[string][]string {
+	out := map[string][]string{}
 	for _, line := range strings.Split(old, "\n") {
 		cells := tableCells(line)
 		if len(cells) < 2 || strings.HasPrefix(cells[0], "---") {
 			continue
 		}
-		out[cells[0]] = cells[len(cells)-1]
+		out[cells[0]] = cells
 	}
 	return out
 }
@@ -240,21 +240,38 @@ func tableCells(line string) []string {
 	return cells
 }
 
-// table renders rows under a header; the last cell of each row is prose kept from old (by the
-// first cell) or todo.
+// table renders rows under a header; the cells a row lacks (the prose columns) are kept from
+// old, by the first cell, or todo.
 func table(header []string, rows [][]string, old string) string {
 	keep := prose(old)
 	var b strings.Builder
 	b.WriteString("| " + strings.Join(header, " | ") + " |\n")
 	b.WriteString("|" + strings.Repeat("---|", len(header)) + "\n")
 	for _, r := range rows {
-		p, ok := keep[r[0]]
-		if !ok || p == "" {
-			p = todo
+		row := slices.Clone(r)
+		for i := len(r); i < len(header); i++ {
+			p := todo
+			if cells := keep[r[0]]; i < len(cells) && cells[i] != "" {
+				p = cells[i]
+			}
+			row = append(row, p)
 		}
-		b.WriteString("| " + strings.Join(append(r, p), " | ") + " |\n")
+		b.WriteString("| " + strings.Join(row, " | ") + " |\n")
 	}
 	return b.String()
+}
+
+// protocolTable lists the return_msg reasons of a protocol FAIL: the constants of api.go, the
+// decoder's errors and the field errors.
+func protocolTable(t *testing.T, old string) string {
+	var rows [][]string
+	for _, c := range constGroup(t, "api.go", "Protocol-level return_msg reasons", "msg") {
+		rows = append(rows, []string{"`" + c[1] + "`"})
+	}
+	for _, e := range []error{wire.ErrMalformed, wire.ErrTooLarge, &wire.FieldError{Field: "FIELD", Missing: true}, &wire.FieldError{Field: "FIELD"}} {
+		rows = append(rows, []string{"`" + e.Error() + "`"})
+	}
+	return table([]string{"return_msg", "原因", "医院应当"}, rows, old)
 }
 
 func fieldType(s wire.FieldSpec) (string, string) {
@@ -505,10 +522,11 @@ var genRE = regexp.MustCompile(`(?s)<!-- gen:([a-z:_-]+) -->\n(.*?)<!-- /gen -->
 func TestAPIReference(t *testing.T) {
 	facts := gatherFacts(t)
 	gens := map[string]func(old string) string{
-		"routes":       func(old string) string { return routesTable(t, old) },
-		"errors":       func(old string) string { return errorsTable(t, old) },
-		"trade-states": func(old string) string { return statesTable(t, "../order.go", "type TradeState", "State", old) },
-		"leg-states":   func(old string) string { return statesTable(t, "../order.go", "Leg statuses", "Leg", old) },
+		"routes":          func(old string) string { return routesTable(t, old) },
+		"errors":          func(old string) string { return errorsTable(t, old) },
+		"protocol-errors": func(old string) string { return protocolTable(t, old) },
+		"trade-states":    func(old string) string { return statesTable(t, "../order.go", "type TradeState", "State", old) },
+		"leg-states":      func(old string) string { return statesTable(t, "../order.go", "Leg statuses", "Leg", old) },
 		"refund-states": func(old string) string {
 			return statesTable(t, "../refund.go", "Refund states", "Refund", old)
 		},
