@@ -49,6 +49,7 @@ func runOrder(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	args = append([]string{sub}, rest...)
 	fs := newFlags("order "+sub, stdout)
+	setUsage(fs, orderUsage)
 	api := addAPIFlags(fs)
 	defer api.keepToken()
 	switch sub {
@@ -155,5 +156,5 @@ const orderUsage = `usage:
   medpay order close (--med-trans-id ID | --trade-no NO) [flags]
 
 Places an order (unifiedorder), queries it (queryorder) or closes it (closeorder).
-Run 'medpay order create -h' for every flag; --only NAME prints one field of the answer alone.
+'medpay order SUBCOMMAND -h' lists the subcommand's flags; --only NAME prints one field of the answer alone.
 `

@@ -16,6 +16,7 @@ func runRefund(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	args = append([]string{sub}, rest...)
 	fs := newFlags("refund "+sub, stdout)
+	setUsage(fs, refundUsage)
 	api := addAPIFlags(fs)
 	defer api.keepToken()
 	switch sub {
@@ -83,5 +84,5 @@ const refundUsage = `usage:
   medpay refund query (--med-refund-id ID | --refund-no NO) [flags]
 
 Refunds a paid order (whole, the cash in parts, or the insured part alone) and queries a refund.
-Run 'medpay refund create -h' for every flag.
+'medpay refund SUBCOMMAND -h' lists the subcommand's flags.
 `
