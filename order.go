@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// TradeState is med_trade_state (wire-api.md §4.2).
+// TradeState is med_trade_state (docs/api/orders.md (queryorder)).
 type TradeState string
 
 const (

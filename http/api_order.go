@@ -27,12 +27,12 @@ func businessFields(m *wire.Message) map[string]string {
 	return out
 }
 
-// parsePlace reads and checks the fields of unifiedorder (wire-api.md §4.1).
+// parsePlace reads and checks the fields of unifiedorder (docs/api/orders.md (unifiedorder)).
 func (s *Server) parsePlace(ctx context.Context, c *call) (*payment.PlaceRequest, error) {
 	return s.parseOrder(ctx, c, false)
 }
 
-// parseOrder reads the order fields of unifiedorder, or of micropay (wire-api.md §4.6): there
+// parseOrder reads the order fields of unifiedorder, or of micropay (docs/api/orders.md (micropay)): there
 // the payer field is optional (the payment code names the payer) and there is no notify_url or
 // return_url.
 func (s *Server) parseOrder(ctx context.Context, c *call, micropay bool) (*payment.PlaceRequest, error) {

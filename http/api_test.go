@@ -126,7 +126,7 @@ func TestProtocolErrors(t *testing.T) {
 	})
 }
 
-// TestSignatureVectors sends the spec's test vectors (wire-api.md §2) over HTTP: a merchant
+// TestSignatureVectors sends the signing test vectors (docs/api/README.md (signing)) over HTTP: a merchant
 // holding the vector's key gets past the signature check with the vector's signature, and is
 // refused when the zero-valued field is dropped.
 func TestSignatureVectors(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 
-	// Open API (wire-api.md).
+	// Open API (docs/api).
 	mux.HandleFunc("GET /cgi-bin/token", s.cgiToken)
 	mux.HandleFunc("GET /payinsurance/gettoken", s.providerToken)
 	mux.HandleFunc("GET /cgi-bin/getcallbackip", s.callbackIP)
@@ -29,7 +29,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/payinsurance/refundquery", s.api("queryrefund", s.queryRefund, apiOpts{}))
 	mux.Handle("/payinsurance/billdownload", s.apiRaw("billdownload", s.billDownload))
 
-	// Payer pages (sandbox.md §2), protected against cross-origin form posts.
+	// Payer pages (docs/api/sandbox.md), protected against cross-origin form posts.
 	pages := http.NewServeMux()
 	pages.HandleFunc("GET /pay/{id}", s.payPage)
 	pages.HandleFunc("POST /pay/{id}", s.payConfirm)
@@ -44,7 +44,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/bind/", protected)
 	mux.Handle("/me/", protected)
 
-	// Sandbox helper API (sandbox.md §3).
+	// Sandbox helper API (docs/api/sandbox.md (沙箱辅助接口)).
 	if s.cfg.Sandbox {
 		mux.HandleFunc("GET /sandbox/persons", s.sandboxPersons)
 		mux.HandleFunc("POST /sandbox/bindings", s.sandboxBind)
@@ -56,6 +56,11 @@ func (s *Server) routes() http.Handler {
 			mux.Handle("/cash/", http.StripPrefix("/cash", s.cashAPI))
 		}
 	}
+
+	// The landing page, the API reference it links to, the pages' scripts.
+	mux.HandleFunc("GET /{$}", s.home)
+	mux.HandleFunc("GET /docs/api/{name}", s.apiDoc)
+	mux.HandleFunc("GET /assets/{name}", s.assets)
 
 	// Operations.
 	mux.HandleFunc("GET /healthz", s.health)

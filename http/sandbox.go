@@ -11,7 +11,7 @@ import (
 	"github.com/medpay/medpay/payment"
 )
 
-// Sandbox helper API (sandbox.md §3): JSON in, JSON out, only with --sandbox.
+// Sandbox helper API (docs/api/sandbox.md (沙箱辅助接口)): JSON in, JSON out, only with --sandbox.
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")

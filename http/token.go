@@ -27,7 +27,7 @@ func secretMatches(m *medpay.Merchant, secretText string) bool {
 	return subtle.ConstantTimeCompare([]byte(secret.Hash(secretText)), []byte(m.SecretHash)) == 1
 }
 
-// cgiToken is GET /cgi-bin/token, the independent-mode token (wire-api.md §3.1).
+// cgiToken is GET /cgi-bin/token, the independent-mode token (docs/api/README.md (access_token)).
 func (s *Server) cgiToken(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -60,7 +60,7 @@ func (s *Server) cgiToken(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "expires_in": int(medpay.TokenTTL.Seconds())})
 }
 
-// providerToken is GET /payinsurance/gettoken, the service-provider token (wire-api.md §3.2).
+// providerToken is GET /payinsurance/gettoken, the service-provider token (docs/api/README.md (access_token, service providers)).
 func (s *Server) providerToken(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	rid := requestID(r.Context())

@@ -7,7 +7,7 @@ import (
 	"github.com/medpay/medpay/wire"
 )
 
-// SetOrderFields writes an order's query fields (wire-api.md §4.2) into m: the body of
+// SetOrderFields writes an order's query fields (docs/api/orders.md (queryorder)) into m: the body of
 // queryorder, micropay and PAY notifications.
 func SetOrderFields(m *wire.Message, o *medpay.Order) {
 	set := func(k, v string) {

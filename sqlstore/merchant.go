@@ -23,6 +23,10 @@ type Store struct {
 // NewStore returns a Store over db sealing API keys with box.
 func NewStore(db *DB, box *secret.Box) *Store { return &Store{db: db, box: box, Now: time.Now} }
 
+// Box is the box sealing the store's secrets, for components that keep sealed values of their own
+// in the same database (the sandbox's cash channel) under the same server key.
+func (s *Store) Box() *secret.Box { return s.box }
+
 // DB returns the underlying database.
 func (s *Store) DB() *DB { return s.db }
 

@@ -1,4 +1,4 @@
-// Package wire is the XML envelope and the signatures of the open API (wire-api.md §1 and §2):
+// Package wire is the XML envelope and the signatures of the open API (docs/api/README.md (transport, signing)):
 // decoding and encoding <xml> documents, signing and verifying them, and reading typed fields
 // with the exact protocol error texts. It does no HTTP and no storage.
 package wire
@@ -13,10 +13,10 @@ import (
 	"unicode/utf8"
 )
 
-// MaxBodySize is the largest request body accepted (§1: bodies above 64 KiB are refused).
+// MaxBodySize is the largest request body accepted (docs/api/README.md: bodies above 64 KiB are refused).
 const MaxBodySize = 64 << 10
 
-// The error texts are the protocol return_msg reasons of §1, so callers can use Error() as is.
+// The error texts are the protocol return_msg reasons (docs/api/errors.md), so callers can use Error() as is.
 var (
 	ErrMalformed = errors.New("XML格式错误")
 	ErrTooLarge  = errors.New("请求体过大")
