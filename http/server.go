@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/bureau"
 	"github.com/medpay/medpay/cash"
 	"github.com/medpay/medpay/payment"
@@ -29,6 +30,10 @@ type Config struct {
 	// settles without the payer's PIN; above it the order waits USERPAYING for the payer to
 	// confirm. 0 means payment.DefaultNoPINLimit (1 000 元); negative asks for the PIN every time.
 	MicropayNoPINLimit int64
+	// Register and CashMerchants check applications' 定点 codes and cash-channel merchant ids
+	// (apply.go); nil means the sandbox's format checks, or refusal outside the sandbox.
+	Register      medpay.InstitutionRegister
+	CashMerchants medpay.MerchantChecker
 }
 
 // Server is the platform's HTTP server.

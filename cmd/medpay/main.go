@@ -44,6 +44,7 @@ commands:
   provider authorize        record that a hospital authorised a service provider
   provider revoke           withdraw that authorisation
   notify list|show|resend   inspect and re-send notifications
+  operator create           create an operator account of the web console (/console/)
   reconcile                 compare a day's ledger with the bureau's and the cash channel's journals
 
 developer commands (call the open API as a hospital, through the Go SDK):
@@ -76,6 +77,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runProvider(ctx, rest, getenv, stdout, stderr)
 	case "notify":
 		return runNotify(ctx, rest, getenv, stdout, stderr)
+	case "operator":
+		return runOperator(ctx, rest, getenv, stdout, stderr)
 	case "reconcile":
 		return runReconcile(ctx, rest, getenv, stdout, stderr)
 	case "order":
