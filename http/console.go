@@ -289,6 +289,10 @@ func extFor(ctype string) string {
 func (s *Server) consoleApprove(w http.ResponseWriter, r *http.Request) {
 	u := userOf(r)
 	id := atoi64(r.PathValue("id"))
+	if err := r.ParseForm(); err != nil {
+		s.renderApplication(w, r, http.StatusBadRequest, "", "表单无效。")
+		return
+	}
 	cities := r.PostForm["city"]
 	e := s.auditEntry(r, u, "application.approve", fmt.Sprintf("application:%d", id), strings.Join(cities, ","))
 	m, err := s.store.ApproveApplication(r.Context(), id, cities, u.Account, e)
@@ -491,6 +495,10 @@ func (s *Server) renderDead(w http.ResponseWriter, r *http.Request, notice strin
 // consoleResend makes the selected dead notifications (or all of them) due again.
 func (s *Server) consoleResend(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if err := r.ParseForm(); err != nil {
+		s.renderDead(w, r, "表单无效。")
+		return
+	}
 	if r.PostFormValue("all") == "1" {
 		n, err := notify.ResendDead(ctx, s.store.DB(), 0, s.now())
 		if err != nil {
