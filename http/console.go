@@ -133,7 +133,7 @@ func (s *Server) consoleDashboard(w http.ResponseWriter, r *http.Request) {
 // barChart draws values as an SVG bar chart with its title, an axis maximum and labels; every
 // bar has a <title> with its value so that it reads without colour or hover.
 func barChart(title string, labels []string, values []float64, format, colour string) template.HTML {
-	const w, h, left, bottom, top = 640, 220, 44, 24, 12
+	const w, h, left, bottom, top = 640, 240, 64, 30, 20
 	maxV := 0.0
 	for _, v := range values {
 		maxV = max(maxV, v)
@@ -146,11 +146,11 @@ func barChart(title string, labels []string, values []float64, format, colour st
 	fmt.Fprintf(&b, `<figure class="chart"><figcaption>%s</figcaption><svg viewBox="0 0 %d %d" role="img" aria-label="%s">`,
 		template.HTMLEscapeString(title), w, h, template.HTMLEscapeString(title))
 	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" class="axis"/>`, left, h-bottom, w, h-bottom)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" class="tick" text-anchor="end">%s</text>`, left-4, top+8, template.HTMLEscapeString(fmt.Sprintf(format, maxV)))
+	fmt.Fprintf(&b, `<text x="%d" y="%d" class="tick" text-anchor="end">%s</text>`, left-6, top+6, template.HTMLEscapeString(fmt.Sprintf(format, maxV)))
 	fmt.Fprintf(&b, `<text x="%d" y="%d" class="tick" text-anchor="end">0</text>`, left-4, h-bottom)
 	n := len(values)
 	slot := float64(w-left) / float64(max(n, 1))
-	step := max(1, n/8)
+	step := max(1, n/6)
 	for i, v := range values {
 		bh := v / scale * float64(h-bottom-top)
 		x := float64(left) + float64(i)*slot + slot*0.15
@@ -181,8 +181,8 @@ func splitChart(title string, insurance, cash int64) template.HTML {
 	if total == 0 {
 		fmt.Fprintf(&b, `<rect x="0" y="8" width="%d" height="32" fill="#e3e6eb"/>`, w)
 	}
-	fmt.Fprintf(&b, `<text x="0" y="64" class="tick">■ 医保 %s 元(%.1f%%)</text>`, medpay.FormatYuan(insurance), share*100)
-	fmt.Fprintf(&b, `<text x="%d" y="64" class="tick" text-anchor="end">■ 现金 %s 元(%.1f%%)</text>`, w, medpay.FormatYuan(cash), (1-share)*100)
+	fmt.Fprintf(&b, `<text x="0" y="68" class="tick">■ 医保 %s 元(%.1f%%)</text>`, medpay.FormatYuan(insurance), share*100)
+	fmt.Fprintf(&b, `<text x="%d" y="68" class="tick" text-anchor="end">■ 现金 %s 元(%.1f%%)</text>`, w, medpay.FormatYuan(cash), (1-share)*100)
 	b.WriteString(`</svg></figure>`)
 	return template.HTML(b.String())
 }

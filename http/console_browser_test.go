@@ -26,7 +26,7 @@ import (
 // at phone and desktop width (docs/screenshots/ is made this way, see docs/console.md).
 const ScreenshotsEnv = "MEDPAY_SCREENSHOTS"
 
-// shoot saves the current page as <name>-phone.jpg and <name>-desktop.jpg when ScreenshotsEnv is
+// shoot saves the current page as <name>-phone.png and <name>-desktop.png when ScreenshotsEnv is
 // set; otherwise it does nothing.
 func shoot(t *testing.T, br *testenv.Browser, name string) {
 	t.Helper()
@@ -44,11 +44,11 @@ func shoot(t *testing.T, br *testenv.Browser, name string) {
 			opts = append(opts, chromedp.EmulateMobile)
 		}
 		br.Do(chromedp.EmulateViewport(size.w, size.h, opts...))
-		img, err := chromedp.Run(br.Ctx, chromedp.FullScreenshot(80))
+		img, err := chromedp.Run(br.Ctx, chromedp.FullScreenshot(100))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, name+"-"+size.suffix+".jpg"), img, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name+"-"+size.suffix+".png"), img, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -150,6 +150,12 @@ func TestOperatorNeedsTOTP(t *testing.T) {
 	if status, body := w.post("/console/totp", url.Values{"code": {code}}); status != http.StatusOK || !strings.Contains(body, `id="charts"`) {
 		t.Fatalf("right code: %d\n%s", status, body)
 	}
+	// A code works once: signing in again within the same 30 seconds with it is refused.
+	w3 := newWeb(t, env)
+	w3.post("/console/login", url.Values{"email": {email}, "password": {password}})
+	if status, _ := w3.post("/console/totp", url.Values{"code": {code}}); status != http.StatusUnauthorized {
+		t.Fatalf("replayed code: %d", status)
+	}
 	// The next login asks for a code without showing the secret again.
 	w2 := newWeb(t, env)
 	_, body = w2.post("/console/login", url.Values{"email": {email}, "password": {password}})

@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"crypto/subtle"
 	"embed"
 	"errors"
 	"fmt"
@@ -46,6 +47,7 @@ var consolePages = template.Must(template.New("").Funcs(template.FuncMap{
 	"list":      func(v ...string) []string { return v },
 	"partyName": partyName,
 	"sub":       func(a, b int64) int64 { return a - b },
+	"kind":      kindName,
 }).ParseFS(consoleFS, "console_templates/*.html"))
 
 // Cookie names; each area has its own session.
@@ -313,10 +315,20 @@ type totpData struct {
 
 const totpIssuer = "medpay"
 
-func validTOTP(code, secretText string, at time.Time) bool {
-	ok, err := totp.ValidateCustom(strings.TrimSpace(code), secretText, at, totp.ValidateOpts{
-		Period: 30, Skew: 1, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
-	return err == nil && ok
+var totpOpts = totp.ValidateOpts{Period: 30, Skew: 1, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
+
+// matchTOTP finds the time step (the current one or a neighbour, for clock drift) whose code is
+// code.
+func matchTOTP(code, secretText string, at time.Time) (int64, bool) {
+	code = strings.TrimSpace(code)
+	for _, off := range []int64{0, -1, 1} {
+		t := at.Add(time.Duration(off) * 30 * time.Second)
+		want, err := totp.GenerateCodeCustom(secretText, t, totpOpts)
+		if err == nil && len(code) == len(want) && subtle.ConstantTimeCompare([]byte(code), []byte(want)) == 1 {
+			return t.Unix() / 30, true
+		}
+	}
+	return 0, false
 }
 
 // consoleTOTP asks for the code, and at the first login enrols the operator.
@@ -368,7 +380,14 @@ func (s *Server) consoleTOTP(w http.ResponseWriter, r *http.Request) {
 				Error: "验证码错误次数过多,请 15 分钟后再试。"})
 			return
 		}
-		if !validTOTP(r.PostFormValue("code"), u.TOTPSecret, now) {
+		step, ok := matchTOTP(r.PostFormValue("code"), u.TOTPSecret, now)
+		if ok {
+			if ok, err = s.store.ClaimTOTPStep(ctx, u.ID, step); err != nil {
+				s.webError(w, r, "console", err)
+				return
+			}
+		}
+		if !ok {
 			s.store.RecordLoginFailure(ctx, key, now)
 			s.renderWeb(w, http.StatusUnauthorized, "totp.html", &webData{Title: "两步验证", Area: "console", Data: d,
 				Error: "验证码不正确。"})
@@ -452,4 +471,16 @@ func partyName(p string) string {
 		return "现金渠道"
 	}
 	return p
+}
+
+func kindName(k string) string {
+	switch k {
+	case medpay.KindHospital:
+		return "医院"
+	case medpay.KindPharmacy:
+		return "药店"
+	case medpay.KindProvider:
+		return "服务商"
+	}
+	return k
 }

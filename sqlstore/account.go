@@ -266,3 +266,18 @@ func (s *Store) AuditLog(ctx context.Context, merchantID int64, limit int) ([]me
 		return e, err
 	}, q, args...)
 }
+
+// ClaimTOTPStep records that the account used the TOTP code of time step; it reports false when
+// that step or a later one was already used, so that a code works once.
+func (s *Store) ClaimTOTPStep(ctx context.Context, id, step int64) (bool, error) {
+	var n int64
+	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE accounts SET totp_step = $2 WHERE id = $1 AND totp_step < $2`, id, step)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n == 1, err
+}

@@ -55,6 +55,15 @@ func TestConformanceAccounts(t *testing.T) {
 		if got, _ := b.store.AccountByID(b.ctx, a.ID); !got.TOTPOn || got.TOTPSecret != "NEWSECRET" {
 			t.Fatalf("after SetTOTP %+v", got)
 		}
+		// A TOTP step is used once, and never an earlier one after a later.
+		for _, c := range []struct {
+			step int64
+			want bool
+		}{{100, true}, {100, false}, {99, false}, {101, true}} {
+			if ok, err := b.store.ClaimTOTPStep(b.ctx, a.ID, c.step); err != nil || ok != c.want {
+				t.Fatalf("claim step %d: %v %v, want %v", c.step, ok, err, c.want)
+			}
+		}
 		if _, err := b.store.AccountByEmail(b.ctx, medpay.AccountOperator, "nobody@x"); !errors.Is(err, medpay.ErrNotFound) {
 			t.Fatalf("unknown: %v", err)
 		}

@@ -13,6 +13,7 @@ CREATE TABLE accounts (
     password_hash  TEXT    NOT NULL DEFAULT '',
     totp_enc       TEXT    NOT NULL DEFAULT '',
     totp_on        INTEGER NOT NULL DEFAULT 0,
+    totp_step      BIGINT  NOT NULL DEFAULT 0, -- last time step used: a code works once
     invite_hash    TEXT    NOT NULL DEFAULT '',
     invite_until   BIGINT  NOT NULL DEFAULT 0,
     created_at     BIGINT  NOT NULL,
