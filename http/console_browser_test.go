@@ -127,6 +127,7 @@ func TestBrowserOnboarding(t *testing.T) {
 	t.Parallel()
 	br := testenv.NewBrowserFor(t, 4*time.Minute)
 	env := testenv.New(t, testenv.Options{})
+	busyDay(t, env)
 	reviewer, reviewerPW := operator(t, env, medpay.RoleReviewer)
 	email, password := "finance@h9.example", "h9-portal-password"
 
@@ -447,5 +448,39 @@ func TestBrowserRoles(t *testing.T) {
 		if !strings.Contains(a, want) {
 			t.Errorf("audit log has no %s", want)
 		}
+	}
+}
+
+// busyDay gives the dashboard something to draw: another hospital's orders through half a day,
+// most paid, with their notifications delivered.
+func busyDay(t *testing.T, env *testenv.Env) {
+	t.Helper()
+	ctx := context.Background()
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`<xml><return_code>SUCCESS</return_code></xml>`))
+	}))
+	t.Cleanup(receiver.Close)
+	h := env.Hospital(t)
+	env.Bind(t, h, "busy-payer", "440300", "employee")
+	for i := 0; i < 14; i++ {
+		token := env.Token(t, h)
+		fee := itoa(int64(2000 + 1500*(i%5)))
+		kv := []string{"total_fee", fee, "cash_fee", fee, "notify_url", receiver.URL + "/notify"}
+		if i%2 == 0 { // with insurance: the bureau settles its part, the figures follow its split
+			kv = append(kv, "pay_type", "3", "total_fee", "6500", "cash_fee", "2925", "insurance_fee", "3575",
+				"request_content", `{"acct_used":false,"items":[{"code":"1","name":"诊疗","class":"A","price":6500,"qty":1}]}`)
+		}
+		r := env.Call(t, "/payinsurance/unifiedorder", token, h.APIKey, testenv.OrderRequest(h, "busy-payer", kv...))
+		ok(t, r)
+		if i%4 != 3 {
+			if code, _ := env.Confirm(t, r.Get("med_trans_id"), "123456"); code != http.StatusOK {
+				t.Fatalf("confirm %d", code)
+			}
+			env.Clock.Advance(time.Duration(1+i%3) * time.Second)
+			if _, err := env.Worker.RunOnce(ctx, env.Clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		env.Clock.Advance(47 * time.Minute)
 	}
 }

@@ -48,6 +48,12 @@ var consolePages = template.Must(template.New("").Funcs(template.FuncMap{
 	"partyName": partyName,
 	"sub":       func(a, b int64) int64 { return a - b },
 	"kind":      kindName,
+	"serialID": func(serial string) string {
+		if i := strings.LastIndexByte(serial, '-'); i > 0 {
+			return serial[:i]
+		}
+		return serial
+	},
 }).ParseFS(consoleFS, "console_templates/*.html"))
 
 // Cookie names; each area has its own session.
