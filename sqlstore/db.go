@@ -65,7 +65,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		}
 	} else {
 		db.dialect = SQLite
-		db.sql, err = sql.Open("sqlite", sqliteDSN(dsn))
+		db.sql, err = sql.Open(sqliteDriverName, sqliteDSN(dsn))
 		if err == nil {
 			db.sql.SetMaxOpenConns(8)
 			db.sql.SetMaxIdleConns(8)

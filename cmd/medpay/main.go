@@ -10,6 +10,7 @@
 //	medpay order create|query|close
 //	medpay refund create|query
 //	medpay sign                  compute and check a signature
+//	medpay loadtest              measure a running platform (throughput, latency, notification lag)
 package main
 
 import (
@@ -52,6 +53,8 @@ developer commands (call the open API as a hospital, through the Go SDK):
   order create|query|close  place, query or close an order
   refund create|query       refund a paid order, query a refund
   sign                      compute and check a signature, find the field that differs
+  loadtest                  drive a running platform with orders, queries or payment cycles and
+                            report throughput, latency and notification lag (sizing)
 
   The developer commands take --base-url, --appid, --mch-id, --key, --secret (and --sub-appid,
   --sub-mch-id in service-provider mode), usually exported once as MEDPAY_BASE_URL, MEDPAY_APPID,
@@ -87,6 +90,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runRefund(ctx, rest, getenv, stdout, stderr)
 	case "token":
 		return runToken(ctx, rest, getenv, stdout, stderr)
+	case "loadtest":
+		return runLoadtest(ctx, rest, getenv, stdout, stderr)
 	case "sign":
 		return runSign(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
