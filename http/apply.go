@@ -106,9 +106,22 @@ func (s *Server) applyPage(w http.ResponseWriter, r *http.Request) {
 		Data: &applyForm{Kind: medpay.KindHospital, Level: "3", AllCities: bureau.Cities()}})
 }
 
+// MaxApplicationsPerAddress bounds the applications one address may submit within
+// medpay.LoginWindow (counted with the login throttle's counters).
+const MaxApplicationsPerAddress = 10
+
 // applySubmit checks and stores an application.
 func (s *Server) applySubmit(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	throttleKey := "apply:" + s.clientIP(r)
+	if n, err := s.store.LoginFailures(ctx, throttleKey, s.now()); err != nil {
+		s.webError(w, r, "apply", err)
+		return
+	} else if n >= MaxApplicationsPerAddress {
+		s.renderWeb(w, http.StatusTooManyRequests, "message.html", &webData{Title: "提交过于频繁", Area: "apply",
+			Error: "同一地址提交的申请过多,请 15 分钟后再试。"})
+		return
+	}
 	if err := r.ParseMultipartForm(MaxEvidence + 64<<10); err != nil {
 		s.renderWeb(w, http.StatusBadRequest, "message.html", &webData{Title: "申请无效", Area: "apply",
 			Error: "表单无效或附件超过 5 MB。"})
@@ -200,6 +213,9 @@ func (s *Server) applySubmit(w http.ResponseWriter, r *http.Request) {
 	} else if err != nil {
 		s.webError(w, r, "apply", err)
 		return
+	}
+	if _, err := s.store.RecordLoginFailure(ctx, throttleKey, s.now()); err != nil {
+		s.logger.Error("apply throttle", "err", err)
 	}
 	s.renderWeb(w, http.StatusOK, "applied.html", &webData{Title: "申请已提交", Area: "apply", Data: a})
 }

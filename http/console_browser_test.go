@@ -200,7 +200,9 @@ func TestBrowserOnboarding(t *testing.T) {
 		chromedp.Click("#invite"), chromedp.WaitVisible("#invite-link"))
 	link := br.Text("#invite-link")
 	br.Do(chromedp.Click("#logout"), chromedp.WaitVisible("#email"))
-	br.Do(chromedp.Navigate(link), chromedp.SendKeys("#password", "clerk-password-1"), chromedp.Click("#accept"), chromedp.WaitVisible("#email"))
+	br.Do(chromedp.Navigate(link), chromedp.WaitVisible("#accept"))
+	shoot(t, br, "portal-invite")
+	br.Do(chromedp.SendKeys("#password", "clerk-password-1"), chromedp.Click("#accept"), chromedp.WaitVisible("#email"))
 	portalSignIn(t, br, env, "clerk@h9.example", "clerk-password-1", false)
 	if who := br.Text("#who"); !strings.Contains(who, "机构员工") {
 		t.Fatalf("invited staff signed in as %q", who)

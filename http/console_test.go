@@ -17,6 +17,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/medpay/medpay"
+	medpayhttp "github.com/medpay/medpay/http"
 	"github.com/medpay/medpay/internal/testenv"
 	"github.com/medpay/medpay/secret"
 )
@@ -385,6 +386,27 @@ func TestApplicationChecksEvidenceAndFields(t *testing.T) {
 	if status, body := post(good, nil); status != http.StatusOK {
 		t.Fatalf("public hospital without document: %d\n%s", status, body)
 	}
+}
+
+func TestApplicationsThrottledPerAddress(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{})
+	for i := 0; i < medpayhttp.MaxApplicationsPerAddress; i++ {
+		submitApplication(t, env, "医院"+itoa(int64(i)), "a"+itoa(int64(i))+"@h.example", true, nil)
+	}
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	mw.WriteField("name", "one more")
+	mw.Close()
+	resp, err := env.Client.Post(env.URL+"/apply", mw.FormDataContentType(), &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := read(t, resp); status != http.StatusTooManyRequests {
+		t.Fatalf("application %d from one address: %d", medpayhttp.MaxApplicationsPerAddress+1, status)
+	}
+	env.Clock.Advance(medpay.LoginWindow + time.Second)
+	submitApplication(t, env, "医院 later", "later@h.example", true, nil)
 }
 
 func TestAuditLogIsAppendOnly(t *testing.T) {

@@ -384,3 +384,50 @@ func TestConformanceOrderSearchAndDashboard(t *testing.T) {
 		}
 	})
 }
+
+func TestConformanceOnboardAndMerchantLists(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, db *sqlstore.DB) {
+		b := setup(t, db)
+		m := &medpay.Merchant{Kind: medpay.KindPharmacy, Name: "大药房", Cities: []string{"440300"}, CreatedAt: t0}
+		creds, err := b.store.Onboard(b.ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := b.store.MerchantByAppID(b.ctx, creds.AppID)
+		if err != nil || got.ID != m.ID || got.APIKey != creds.APIKey || got.SecretHash != secret.Hash(creds.Secret) || got.MchID != creds.MchID {
+			t.Fatalf("onboarded %+v %v (creds %+v)", got, err, creds)
+		}
+		if has, _ := b.store.HasPendingCredentials(b.ctx, m.ID); has {
+			t.Fatal("merchant create keeps no credentials to show later")
+		}
+
+		o := b.createOrder(t, m, "T-r")
+		for _, r := range []*medpay.Refund{newRefund(o, "A", 100, 0), newRefund(o, "B", 0, 200)} {
+			if _, err := b.store.CreateRefund(b.ctx, o.ID, func(*medpay.Order, []*medpay.Refund) (*medpay.Refund, error) { return r, nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if rs, err := b.store.RefundsOfMerchant(b.ctx, m.ID, "", 10); err != nil || len(rs) != 2 || rs[0].HospOutRefund != "B" {
+			t.Fatalf("refunds %v %v", len(rs), err)
+		}
+		if rs, _ := b.store.RefundsOfMerchant(b.ctx, m.ID, medpay.RefundSuccess, 10); len(rs) != 0 {
+			t.Fatalf("state filter: %d", len(rs))
+		}
+		if rs, _ := b.store.RefundsOfMerchant(b.ctx, b.merchant(t).ID, "", 10); len(rs) != 0 {
+			t.Fatalf("another merchant's refunds: %d", len(rs))
+		}
+
+		// Notification lag: written at t0, delivered 3 s later; one dead.
+		for i, st := range []string{"delivered", "dead", "pending"} {
+			if _, err := db.SQL().ExecContext(b.ctx, `INSERT INTO outbox (notify_id, merchant_id, kind, url, body, state, next_at, created_at, done_at)
+				VALUES ($1, $2, 'PAY', 'http://h/n', '<xml/>', $3, 0, $4, $5)`, fmt.Sprint("N", i), m.ID, st, sqlstore.MS(t0), sqlstore.MS(t0.Add(3*time.Second))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lags, at, dead, err := b.store.NotifyLag(b.ctx, t0, t0.Add(time.Hour))
+		if err != nil || len(lags) != 1 || lags[0] != 3*time.Second || !at[0].Equal(t0.Add(3*time.Second).Truncate(time.Millisecond)) || dead != 1 {
+			t.Fatalf("lag %v at %v dead %d %v", lags, at, dead, err)
+		}
+	})
+}
