@@ -312,7 +312,7 @@ func (s *Server) loadTimeline(ctx context.Context, o *medpay.Order) (*timeline, 
 func (s *Server) portalOrder(w http.ResponseWriter, r *http.Request) {
 	u := userOf(r)
 	o, err := s.store.OrderByID(r.Context(), r.PathValue("id"))
-	if errors.Is(err, medpay.ErrNotFound) || (err == nil && o.MerchantID != u.MerchantID) {
+	if errors.Is(err, medpay.ErrNotFound) || (err == nil && o.MerchantID != u.MerchantID && o.ProviderID != u.MerchantID) {
 		s.renderWeb(w, http.StatusNotFound, "message.html", &webData{Title: "订单不存在", Area: "portal", User: u, Error: "没有这笔订单。"})
 		return
 	}

@@ -351,6 +351,8 @@ func TestConformanceOrderSearchAndDashboard(t *testing.T) {
 		o1 := b.newOrder(m1, "T1")
 		o2 := b.newOrder(m2, "T2")
 		o2.CreatedAt, o2.UpdatedAt = t0.Add(25*time.Hour), t0.Add(25*time.Hour)
+		prov := b.merchant(t)
+		o2.ProviderID = prov.ID
 		for _, o := range []*medpay.Order{o1, o2} {
 			if err := b.store.CreateOrder(b.ctx, o); err != nil {
 				t.Fatal(err)
@@ -369,6 +371,7 @@ func TestConformanceOrderSearchAndDashboard(t *testing.T) {
 			{sqlstore.OrderFilter{From: t0.Add(24 * time.Hour)}, 1},
 			{sqlstore.OrderFilter{To: t0.Add(time.Hour)}, 1},
 			{sqlstore.OrderFilter{MerchantID: m1.ID, Query: "T2"}, 0},
+			{sqlstore.OrderFilter{MerchantID: prov.ID}, 1},
 		} {
 			got, err := b.store.Orders(b.ctx, c.f)
 			if err != nil || len(got) != c.want {

@@ -396,7 +396,7 @@ func (s *Store) Merchants(ctx context.Context, limit int) ([]MerchantRow, error)
 
 // OrderFilter selects orders for the portal and the console; zero fields select all.
 type OrderFilter struct {
-	MerchantID int64
+	MerchantID int64 // the hospital's orders, or those a service provider placed
 	State      string
 	Query      string // med_trans_id or hosp_out_trade_no
 	From, To   time.Time
@@ -412,7 +412,8 @@ func (s *Store) Orders(ctx context.Context, f OrderFilter) ([]*medpay.Order, err
 		where = append(where, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(args))))
 	}
 	if f.MerchantID != 0 {
-		add("merchant_id = $?", f.MerchantID)
+		// A service provider sees the orders it placed for hospitals.
+		add("(merchant_id = $? OR provider_id = $?)", f.MerchantID)
 	}
 	if f.State != "" {
 		add("state = $?", f.State)
