@@ -180,6 +180,10 @@ func (s *Server) requireStaff(h http.HandlerFunc, ownerOnly bool) http.HandlerFu
 			http.Redirect(w, r, "/portal/login", http.StatusSeeOther)
 			return
 		}
+		if !u.mfa {
+			http.Redirect(w, r, "/portal/totp", http.StatusSeeOther)
+			return
+		}
 		if ownerOnly && u.Role != medpay.RoleOwner {
 			s.renderWeb(w, http.StatusForbidden, "message.html", &webData{Title: "无权操作", Area: "portal", User: u,
 				Error: "只有机构管理员可以执行此操作。"})
@@ -271,7 +275,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, kind, area, cooki
 	}
 	token := secret.Token()
 	// Operators give their second factor before the session may act.
-	if err := s.store.CreateSession(ctx, secret.Hash(token), a.ID, kind != medpay.AccountOperator, now); err != nil {
+	if err := s.store.CreateSession(ctx, secret.Hash(token), a.ID, kind != medpay.AccountOperator && !a.TOTPOn, now); err != nil {
 		s.webError(w, r, area, err)
 		return nil
 	}
@@ -313,10 +317,12 @@ func (s *Server) consoleLogout(w http.ResponseWriter, r *http.Request) {
 
 // totpData is the second-factor page: enrolment shows the secret and its QR code.
 type totpData struct {
-	Enrol  bool
-	Secret string
-	URL    string
-	QR     template.URL
+	Action   string
+	Required bool // operators must enrol; staff may
+	Enrol    bool
+	Secret   string
+	URL      string
+	QR       template.URL
 }
 
 const totpIssuer = "medpay"
@@ -339,33 +345,45 @@ func matchTOTP(code, secretText string, at time.Time) (int64, bool) {
 
 // consoleTOTP asks for the code, and at the first login enrols the operator.
 func (s *Server) consoleTOTP(w http.ResponseWriter, r *http.Request) {
+	s.secondFactor(w, r, "console", consoleCookie, medpay.AccountOperator, "/console/")
+}
+
+// portalTOTP asks for the code of staff who enabled the second factor, and lets a signed-in
+// staff member enable it.
+func (s *Server) portalTOTP(w http.ResponseWriter, r *http.Request) {
+	s.secondFactor(w, r, "portal", portalCookie, medpay.AccountStaff, "/portal/")
+}
+
+// secondFactor asks for a TOTP code to finish a sign-in, enrolling the account first when it has
+// no second factor yet (operators at their first sign-in; staff who choose to).
+func (s *Server) secondFactor(w http.ResponseWriter, r *http.Request, area, cookie, kind, base string) {
 	ctx := r.Context()
-	u, err := s.currentUser(r, consoleCookie, medpay.AccountOperator)
+	u, err := s.currentUser(r, cookie, kind)
 	if err != nil {
-		s.webError(w, r, "console", err)
+		s.webError(w, r, area, err)
 		return
 	}
 	if u == nil {
-		http.Redirect(w, r, "/console/login", http.StatusSeeOther)
+		http.Redirect(w, r, base+"login", http.StatusSeeOther)
 		return
 	}
-	if u.mfa {
-		http.Redirect(w, r, "/console/", http.StatusSeeOther)
+	if u.mfa && u.TOTPOn {
+		http.Redirect(w, r, base, http.StatusSeeOther)
 		return
 	}
 	if !u.TOTPOn && u.TOTPSecret == "" {
 		key, err := totp.Generate(totp.GenerateOpts{Issuer: totpIssuer, AccountName: u.Email})
 		if err != nil {
-			s.webError(w, r, "console", err)
+			s.webError(w, r, area, err)
 			return
 		}
 		if err := s.store.SetTOTP(ctx, u.ID, key.Secret(), false, nil); err != nil {
-			s.webError(w, r, "console", err)
+			s.webError(w, r, area, err)
 			return
 		}
 		u.TOTPSecret = key.Secret()
 	}
-	d := &totpData{Enrol: !u.TOTPOn}
+	d := &totpData{Enrol: !u.TOTPOn, Action: base + "totp", Required: kind == medpay.AccountOperator}
 	if d.Enrol {
 		d.Secret = u.TOTPSecret
 		d.URL = fmt.Sprintf("otpauth://totp/%s:%s?secret=%s&issuer=%s", totpIssuer, u.Email, u.TOTPSecret, totpIssuer)
@@ -375,45 +393,45 @@ func (s *Server) consoleTOTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method == http.MethodPost {
 		now := s.now()
-		key := "totp:" + u.Email
+		key := "totp:" + kind + ":" + u.Email
 		n, err := s.store.LoginFailures(ctx, key, now)
 		if err != nil {
-			s.webError(w, r, "console", err)
+			s.webError(w, r, area, err)
 			return
 		}
 		if n >= medpay.LoginFailuresAccount {
-			s.renderWeb(w, http.StatusTooManyRequests, "totp.html", &webData{Title: "两步验证", Area: "console", Data: d,
+			s.renderWeb(w, http.StatusTooManyRequests, "totp.html", &webData{Title: "两步验证", Area: area, User: signedIn(u), Data: d,
 				Error: "验证码错误次数过多,请 15 分钟后再试。"})
 			return
 		}
 		step, ok := matchTOTP(r.PostFormValue("code"), u.TOTPSecret, now)
 		if ok {
 			if ok, err = s.store.ClaimTOTPStep(ctx, u.ID, step); err != nil {
-				s.webError(w, r, "console", err)
+				s.webError(w, r, area, err)
 				return
 			}
 		}
 		if !ok {
 			s.store.RecordLoginFailure(ctx, key, now)
-			s.renderWeb(w, http.StatusUnauthorized, "totp.html", &webData{Title: "两步验证", Area: "console", Data: d,
+			s.renderWeb(w, http.StatusUnauthorized, "totp.html", &webData{Title: "两步验证", Area: area, User: signedIn(u), Data: d,
 				Error: "验证码不正确。"})
 			return
 		}
 		s.store.ClearLoginFailures(ctx, key)
 		if d.Enrol {
 			if err := s.store.SetTOTP(ctx, u.ID, u.TOTPSecret, true, s.auditEntry(r, u, "totp.enrol", "", "")); err != nil {
-				s.webError(w, r, "console", err)
+				s.webError(w, r, area, err)
 				return
 			}
 		}
 		if err := s.store.SetSessionMFA(ctx, u.tokenHash); err != nil {
-			s.webError(w, r, "console", err)
+			s.webError(w, r, area, err)
 			return
 		}
-		http.Redirect(w, r, "/console/", http.StatusSeeOther)
+		http.Redirect(w, r, base, http.StatusSeeOther)
 		return
 	}
-	s.renderWeb(w, http.StatusOK, "totp.html", &webData{Title: "两步验证", Area: "console", Data: d})
+	s.renderWeb(w, http.StatusOK, "totp.html", &webData{Title: "两步验证", Area: area, User: signedIn(u), Data: d})
 }
 
 // Portal login.
@@ -424,7 +442,9 @@ func (s *Server) portalLoginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) portalLogin(w http.ResponseWriter, r *http.Request) {
-	if s.login(w, r, medpay.AccountStaff, "portal", portalCookie, "/portal/") != nil {
+	if a := s.login(w, r, medpay.AccountStaff, "portal", portalCookie, "/portal/"); a != nil && a.TOTPOn {
+		http.Redirect(w, r, "/portal/totp", http.StatusSeeOther)
+	} else if a != nil {
 		http.Redirect(w, r, "/portal/", http.StatusSeeOther)
 	}
 }
@@ -489,4 +509,12 @@ func kindName(k string) string {
 		return "服务商"
 	}
 	return k
+}
+
+// signedIn is u when its sign-in is complete (the navigation is shown), nil otherwise.
+func signedIn(u *user) *user {
+	if u != nil && u.mfa {
+		return u
+	}
+	return nil
 }

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
 
 	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/internal/testenv"
@@ -169,5 +172,37 @@ func TestProviderApplies(t *testing.T) {
 	}
 	if status, _ := ws.post("/console/applications/"+itoa(a.ID)+"/reject", url.Values{"reason": {"x"}}); status != http.StatusForbidden {
 		t.Fatalf("support rejects: %d", status)
+	}
+}
+
+func TestStaffMayEnableTOTP(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{})
+	_, email, password := approvedMerchant(t, env)
+	w := newWeb(t, env)
+	if _, body := w.post("/portal/login", url.Values{"email": {email}, "password": {password}}); !strings.Contains(body, `id="enable-totp"`) {
+		t.Fatalf("no offer to enable TOTP:\n%s", body)
+	}
+	_, body := w.get("/portal/totp")
+	sec := between(body, `id="totp-secret">`, "<")
+	if sec == "" {
+		t.Fatalf("no enrolment:\n%s", body)
+	}
+	code, _ := totp.GenerateCode(sec, env.Clock.Now())
+	if status, body := w.post("/portal/totp", url.Values{"code": {code}}); status != http.StatusOK || !strings.Contains(body, `id="totp-on"`) {
+		t.Fatalf("enable: %d\n%s", status, body)
+	}
+	// The next sign-in asks for a code before the portal opens.
+	env.Clock.Advance(time.Minute)
+	w2 := newWeb(t, env)
+	if _, body := w2.post("/portal/login", url.Values{"email": {email}, "password": {password}}); !strings.Contains(body, `action="/portal/totp"`) || strings.Contains(body, sec) {
+		t.Fatalf("second sign-in:\n%s", body)
+	}
+	if _, body := w2.get("/portal/orders"); strings.Contains(body, `id="orders"`) {
+		t.Fatal("portal open before the code")
+	}
+	code, _ = totp.GenerateCode(sec, env.Clock.Now())
+	if status, body := w2.post("/portal/totp", url.Values{"code": {code}}); status != http.StatusOK || !strings.Contains(body, `id="totp-on"`) {
+		t.Fatalf("code: %d\n%s", status, body)
 	}
 }

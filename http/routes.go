@@ -64,6 +64,8 @@ func (s *Server) routes() http.Handler {
 	web.HandleFunc("POST /portal/logout", s.portalLogout)
 	web.HandleFunc("GET /portal/invite/{token}", s.invitePage)
 	web.HandleFunc("POST /portal/invite/{token}", s.inviteAccept)
+	web.HandleFunc("GET /portal/totp", s.portalTOTP)
+	web.HandleFunc("POST /portal/totp", s.portalTOTP)
 	web.HandleFunc("GET /portal/{$}", s.requireStaff(s.portalHome, false))
 	web.HandleFunc("POST /portal/credentials", s.requireStaff(s.portalRevealCredentials, true))
 	web.HandleFunc("POST /portal/keys/rotate", s.requireStaff(s.portalRotate, true))
