@@ -201,7 +201,7 @@ func (s *Server) portalNotifyTest(w http.ResponseWriter, r *http.Request) {
 	}
 	s.audit(r, m.ID, "notify.test", raw, "")
 	res := &notifyTest{}
-	client := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := notify.Client(5*time.Second, s.cfg.Sandbox || s.cfg.AllowPrivateNotify)
 	start := time.Now()
 	resp, err := client.Post(raw, "text/xml; charset=utf-8", strings.NewReader(string(msg.Bytes())))
 	res.Latency = time.Since(start).Round(time.Millisecond)
