@@ -54,17 +54,17 @@ func (s *Server) secretValid(ctx context.Context, m *medpay.Merchant, secretText
 
 // checkActive refuses a call when the signer or the institution acted for is suspended (510).
 func (s *Server) checkActive(ctx context.Context, c *call) error {
-	for _, m := range []*medpay.Merchant{c.signer, c.hospital} {
-		if m == nil {
-			continue
-		}
-		suspended, err := s.store.Suspended(ctx, m.ID)
-		if err != nil {
-			return err
-		}
-		if suspended {
-			return medpay.Errorf(medpay.ErrNoPermission, "merchant %s is suspended by the platform", m.MchID)
-		}
+	hospital := c.signer.ID
+	if c.hospital != nil {
+		hospital = c.hospital.ID
 	}
-	return nil
+	id, err := s.store.SuspendedOf(ctx, c.signer.ID, hospital)
+	if err != nil || id == 0 {
+		return err
+	}
+	mch := c.signer.MchID
+	if c.hospital != nil && id == c.hospital.ID {
+		mch = c.hospital.MchID
+	}
+	return medpay.Errorf(medpay.ErrNoPermission, "merchant %s is suspended by the platform", mch)
 }

@@ -206,3 +206,28 @@ func TestStaffMayEnableTOTP(t *testing.T) {
 		t.Fatalf("code: %d\n%s", status, body)
 	}
 }
+
+// TestSuspendedHospitalRefusedInProviderMode: a provider acting for a suspended hospital gets 510,
+// and so does a suspended provider acting for a hospital in good standing.
+func TestSuspendedHospitalRefusedInProviderMode(t *testing.T) {
+	env, prov, h := providerSetup(t)
+	ctx := context.Background()
+	token := providerToken(t, env, prov, h)
+	query := func() *wire.Message {
+		return env.Call(t, "/payinsurance/queryorder", token, prov.APIKey, testenv.Msg("appid", prov.AppID, "mch_id", prov.MchID,
+			"sub_appid", h.AppID, "sub_mch_id", h.MchID, "hosp_out_trade_no", "none"))
+	}
+	if r := query(); r.Get("err_code") != medpay.ErrOrderNotFound {
+		t.Fatalf("before suspension: %v", r)
+	}
+	for _, m := range []*testenv.Merchant{h, prov} {
+		env.Store.SetSuspended(ctx, m.ID, true, "", &medpay.AuditEntry{At: env.Clock.Now(), Action: "merchant.suspend"})
+		if r := query(); r.Get("err_code") != medpay.ErrNoPermission || !strings.Contains(r.Get("err_code_des"), m.MchID) {
+			t.Fatalf("%s suspended: %v", m.Kind, r)
+		}
+		env.Store.SetSuspended(ctx, m.ID, false, "", &medpay.AuditEntry{At: env.Clock.Now(), Action: "merchant.resume"})
+	}
+	if r := query(); r.Get("err_code") != medpay.ErrOrderNotFound {
+		t.Fatalf("after resumption: %v", r)
+	}
+}

@@ -301,8 +301,15 @@ func TestConformanceKeyRotationAndControls(t *testing.T) {
 		if s, _ := b.store.Suspended(b.ctx, m.ID); !s {
 			t.Fatal("not suspended")
 		}
+		other := b.merchant(t)
+		if id, err := b.store.SuspendedOf(b.ctx, other.ID, m.ID); err != nil || id != m.ID {
+			t.Fatalf("SuspendedOf %d %v", id, err)
+		}
+		if id, _ := b.store.SuspendedOf(b.ctx, other.ID, other.ID); id != 0 {
+			t.Fatalf("SuspendedOf a merchant in good standing: %d", id)
+		}
 		rows, err := b.store.Merchants(b.ctx, 10)
-		if err != nil || len(rows) != 1 || !rows[0].Suspended || rows[0].Reason != "欠费" || rows[0].MchID != m.MchID {
+		if err != nil || len(rows) != 2 || !rows[1].Suspended || rows[1].Reason != "欠费" || rows[1].MchID != m.MchID || rows[0].Suspended {
 			t.Fatalf("merchants %+v %v", rows, err)
 		}
 		b.store.SetSuspended(b.ctx, m.ID, false, "", &medpay.AuditEntry{At: t0, Action: "merchant.resume"})

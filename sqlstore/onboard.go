@@ -342,6 +342,18 @@ func (s *Store) Suspended(ctx context.Context, merchantID int64) (bool, error) {
 	return at != 0, err
 }
 
+// SuspendedOf returns which of the merchants a and b is suspended (the first found), or 0, in one
+// query: the open API asks it on every call, for the signer and the hospital acted for.
+func (s *Store) SuspendedOf(ctx context.Context, a, b int64) (int64, error) {
+	var id int64
+	err := s.db.sql.QueryRowContext(ctx, `SELECT merchant_id FROM merchant_controls
+		WHERE merchant_id IN ($1, $2) AND suspended_at <> 0 LIMIT 1`, a, b).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return id, err
+}
+
 // SetMerchantCities replaces the merchant's enabled cities.
 func (s *Store) SetMerchantCities(ctx context.Context, merchantID int64, cities []string, audit *medpay.AuditEntry) error {
 	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
