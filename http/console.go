@@ -270,7 +270,11 @@ func (s *Server) consoleEvidence(w http.ResponseWriter, r *http.Request) {
 	s.audit(r, 0, "evidence.view", fmt.Sprintf("application:%d", id), ev.SHA256)
 	w.Header().Set("Content-Type", ev.ContentType)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Security-Policy", "sandbox; default-src 'none'; img-src 'self'; object-src 'self'")
+	if ev.ContentType != "application/pdf" {
+		// An image needs nothing active; Chromium's PDF viewer does not run in a sandboxed
+		// document, so PDFs rely on the sniffed type and nosniff.
+		w.Header().Set("Content-Security-Policy", "sandbox; default-src 'none'; img-src 'self'")
+	}
 	w.Header().Set("Content-Disposition", `inline; filename="consent-`+strconv.FormatInt(id, 10)+extFor(ev.ContentType)+`"`)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write(ev.Data)

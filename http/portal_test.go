@@ -231,3 +231,33 @@ func TestSuspendedHospitalRefusedInProviderMode(t *testing.T) {
 		t.Fatalf("after resumption: %v", r)
 	}
 }
+
+// TestEvidenceServedAsUploaded: the reviewer reads the consent document as it was uploaded, with
+// its sniffed type; support may not open it.
+func TestEvidenceServedAsUploaded(t *testing.T) {
+	t.Parallel()
+	env := testenv.New(t, testenv.Options{})
+	submitApplication(t, env, "证据医院", "ev@h.example", false, samplePDF)
+	apps, err := env.Store.Applications(context.Background(), "", 10)
+	if err != nil || len(apps) != 1 {
+		t.Fatalf("applications %d %v", len(apps), err)
+	}
+	path := "/console/applications/" + itoa(apps[0].ID) + "/evidence"
+	email, password := operator(t, env, medpay.RoleReviewer)
+	w := newWeb(t, env)
+	w.signInOperator(email, password, "")
+	resp, err := w.c.Get(env.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body := read(t, resp)
+	if status != http.StatusOK || resp.Header.Get("Content-Type") != "application/pdf" || resp.Header.Get("X-Content-Type-Options") != "nosniff" || body != string(samplePDF) {
+		t.Fatalf("evidence: %d %q %q", status, resp.Header.Get("Content-Type"), body)
+	}
+	se, sp := operator(t, env, medpay.RoleSupport)
+	ws := newWeb(t, env)
+	ws.signInOperator(se, sp, "")
+	if status, _ := ws.get(path); status != http.StatusForbidden {
+		t.Fatalf("support opens the evidence: %d", status)
+	}
+}
