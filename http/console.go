@@ -597,6 +597,10 @@ func stateName(st any) string {
 		return "系统已退款"
 	case "PROCESSING":
 		return "处理中"
+	case "FAIL":
+		return "失败"
+	case "CHANGE":
+		return "需人工处理"
 	case "pending":
 		return "待发送"
 	case "delivered":
