@@ -474,9 +474,11 @@ func (w *Worker) deliver(ctx context.Context, now time.Time, elapsed time.Durati
 
 // post sends j's body and judges the answer.
 func (w *Worker) post(ctx context.Context, j job) (res result) {
+	// The clock starts before the deadline is set, so that a timed-out attempt never records
+	// less than the timeout.
+	start := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
 	defer cancel()
-	start := time.Now()
 	defer func() {
 		res.latency = time.Since(start)
 		res.err = clean(res.err, 1024)
