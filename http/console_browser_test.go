@@ -195,6 +195,19 @@ func TestBrowserOnboarding(t *testing.T) {
 		br.Do(chromedp.Navigate(env.URL+"/portal/"+p), chromedp.WaitVisible("#logout"))
 		shoot(t, br, "portal-"+p)
 	}
+	// The notify URL test shows the hospital's answer.
+	hospital := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`<xml><return_code>SUCCESS</return_code></xml>`))
+	}))
+	t.Cleanup(hospital.Close)
+	br.Do(chromedp.Navigate(env.URL+"/portal/settings"), chromedp.SendKeys("#notify_url", hospital.URL+"/medpay/notify"),
+		chromedp.Click("#notify-test"), chromedp.WaitVisible("#test-result"))
+	if res := br.Text("#test-result"); !strings.Contains(res, "应答成功") {
+		t.Fatalf("notify test %q", res)
+	}
+	shoot(t, br, "portal-notify-test")
+	br.Do(chromedp.Navigate(env.URL+"/portal/totp"), chromedp.WaitVisible("#totp-secret"))
+	shoot(t, br, "portal-totp")
 	// The owner invites a colleague, who sets a password from the link.
 	br.Do(chromedp.Navigate(env.URL+"/portal/staff"), chromedp.SendKeys("#invite-email", "clerk@h9.example"),
 		chromedp.Click("#invite"), chromedp.WaitVisible("#invite-link"))
@@ -215,6 +228,14 @@ func TestBrowserOnboarding(t *testing.T) {
 		t.Fatalf("reviewer sees psn_no %q", psn)
 	}
 	shoot(t, br, "console-order")
+	// A charge the platform never recorded shows as a discrepancy of the day.
+	if _, err := env.Cash.Charge(context.Background(), "STRAY-C1", "wx1/o1", 1234); err != nil {
+		t.Fatal(err)
+	}
+	br.Do(chromedp.Navigate(env.URL+"/console/reconcile"), chromedp.WaitVisible("#discrepancies"))
+	if d := br.Text("#discrepancies"); !strings.Contains(d, "STRAY-C1") || !strings.Contains(d, "12.34") {
+		t.Fatalf("discrepancies %q", d)
+	}
 	for _, p := range []string{"", "merchants", "orders", "notifications", "reconcile", "policies", "audit"} {
 		br.Do(chromedp.Navigate(env.URL+"/console/"+p), chromedp.WaitVisible("#logout"))
 		name := p
