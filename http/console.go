@@ -113,6 +113,17 @@ func (s *Server) consoleDashboard(w http.ResponseWriter, r *http.Request) {
 	} else {
 		d.LagP50, d.LagMax = "—", "—"
 	}
+	deadAt, err := s.store.DeadSince(ctx, dayStart, now.Add(time.Second))
+	if err != nil {
+		s.webError(w, r, "console", err)
+		return
+	}
+	deadDay := make([]float64, 14)
+	for _, at := range deadAt {
+		if di := int(at.Sub(dayStart) / (24 * time.Hour)); di >= 0 && di < 14 {
+			deadDay[di]++
+		}
+	}
 	apps, err := s.store.Applications(ctx, medpay.AppSubmitted, 1000)
 	if err != nil {
 		s.webError(w, r, "console", err)
@@ -126,6 +137,7 @@ func (s *Server) consoleDashboard(w http.ResponseWriter, r *http.Request) {
 		barChart("近 14 天支付成功率(%)", dayLabels, dayRate, "%.1f", "#d98e04"),
 		splitChart("近 24 小时医保与现金占比", d.Insurance, d.Cash),
 		barChart("近 24 小时通知平均延迟(秒,每小时)", hourLabels, lagHour, "%.2f", "#8e44ad"),
+		barChart("近 14 天新增失败通知(每天,当前仍失败)", dayLabels, deadDay, "%.0f", "#c0392b"),
 	}
 	s.renderWeb(w, http.StatusOK, "console_dashboard.html", &webData{Title: "概览", Area: "console", Nav: "dashboard", User: userOf(r), Data: d})
 }

@@ -439,5 +439,11 @@ func TestConformanceOnboardAndMerchantLists(t *testing.T) {
 		if err != nil || len(lags) != 1 || lags[0] != 3*time.Second || !at[0].Equal(t0.Add(3*time.Second).Truncate(time.Millisecond)) || dead != 1 {
 			t.Fatalf("lag %v at %v dead %d %v", lags, at, dead, err)
 		}
+		if deadAt, err := b.store.DeadSince(b.ctx, t0, t0.Add(time.Hour)); err != nil || len(deadAt) != 1 {
+			t.Fatalf("dead since %v %v", deadAt, err)
+		}
+		if deadAt, _ := b.store.DeadSince(b.ctx, t0.Add(time.Hour), t0.Add(2*time.Hour)); len(deadAt) != 0 {
+			t.Fatalf("dead outside the range %v", deadAt)
+		}
 	})
 }

@@ -501,3 +501,13 @@ func (s *Store) NotifyLag(ctx context.Context, from, to time.Time) (lags []time.
 	err = s.db.sql.QueryRowContext(ctx, `SELECT COUNT(*) FROM outbox WHERE state = 'dead'`).Scan(&dead)
 	return lags, at, dead, err
 }
+
+// DeadSince returns when each notification now dead gave up, for those that did in [from, to).
+func (s *Store) DeadSince(ctx context.Context, from, to time.Time) ([]time.Time, error) {
+	return queryAll(ctx, s.db.sql, func(row scanner) (time.Time, error) {
+		var at int64
+		err := row.Scan(&at)
+		return fromMS(at), err
+	}, `SELECT done_at FROM outbox WHERE state = 'dead' AND done_at >= $1 AND done_at < $2 ORDER BY done_at LIMIT 100000`,
+		ms(from), ms(to))
+}
