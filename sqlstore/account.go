@@ -62,7 +62,8 @@ func boolInt(b bool) int {
 	return 0
 }
 
-func (s *Store) seal(v string) string {
+// sealTOTP seals a TOTP secret; an empty one stays empty.
+func (s *Store) sealTOTP(v string) string {
 	if v == "" {
 		return ""
 	}
@@ -72,7 +73,7 @@ func (s *Store) seal(v string) string {
 // CreateAccount inserts a and sets a.ID; a taken (kind, email) gives medpay.ErrConflict.
 func (s *Store) CreateAccount(ctx context.Context, a *medpay.Account, audit *medpay.AuditEntry) error {
 	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		if err := insertAccount(ctx, tx, a, s.seal(a.TOTPSecret), "", time.Time{}); err != nil {
+		if err := insertAccount(ctx, tx, a, s.sealTOTP(a.TOTPSecret), "", time.Time{}); err != nil {
 			return err
 		}
 		return appendAudit(ctx, tx, audit)
@@ -100,7 +101,7 @@ func (s *Store) StaffOf(ctx context.Context, merchantID int64) ([]*medpay.Accoun
 func (s *Store) SetTOTP(ctx context.Context, id int64, secretText string, on bool, audit *medpay.AuditEntry) error {
 	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE accounts SET totp_enc = $1, totp_on = $2 WHERE id = $3`,
-			s.seal(secretText), boolInt(on), id); err != nil {
+			s.sealTOTP(secretText), boolInt(on), id); err != nil {
 			return err
 		}
 		return appendAudit(ctx, tx, audit)
