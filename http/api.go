@@ -159,7 +159,9 @@ func (s *Server) authenticate(r *http.Request, rid string, opts apiOpts) (*call,
 	} else if err != nil {
 		return nil, err
 	}
-	if !wire.Verify(req, c.signer.APIKey) {
+	if ok, err := s.verifySigner(ctx, c.signer, req); err != nil {
+		return nil, err
+	} else if !ok {
 		s.metrics.signatures.Inc()
 		return nil, &protocolError{msgSign}
 	}
@@ -172,6 +174,9 @@ func (s *Server) authenticate(r *http.Request, rid string, opts apiOpts) (*call,
 		return nil, &protocolError{msgReplay}
 	}
 	if err := s.resolveHospital(ctx, c, subAppID, minimal); err != nil {
+		return c, err
+	}
+	if err := s.checkActive(ctx, c); err != nil {
 		return c, err
 	}
 	return c, nil

@@ -47,7 +47,11 @@ func (s *Server) cgiToken(w http.ResponseWriter, r *http.Request) {
 		fail(-1, "system error")
 		return
 	}
-	if !secretMatches(m, q.Get("secret")) {
+	if ok, err := s.secretValid(r.Context(), m, q.Get("secret")); err != nil {
+		s.logger.Error("token", "err", err)
+		fail(-1, "system error")
+		return
+	} else if !ok {
 		fail(40125, "invalid appsecret")
 		return
 	}
@@ -85,7 +89,13 @@ func (s *Server) providerToken(w http.ResponseWriter, r *http.Request) {
 		w.Write(m.Bytes())
 	}
 	prov, err := s.store.MerchantByAppID(r.Context(), q.Get("appid"))
-	if err != nil || prov.Kind != medpay.KindProvider || !secretMatches(prov, q.Get("secret")) {
+	if err == nil && prov.Kind == medpay.KindProvider {
+		var ok bool
+		if ok, err = s.secretValid(r.Context(), prov, q.Get("secret")); err == nil && !ok {
+			err = medpay.ErrNotFound
+		}
+	}
+	if err != nil || prov.Kind != medpay.KindProvider {
 		bizFail(medpay.ErrBadSecret)
 		return
 	}

@@ -37,18 +37,20 @@ func (s *Store) CreateMerchant(ctx context.Context, m *medpay.Merchant) error {
 	if len(m.APIKey) != 32 {
 		return fmt.Errorf("api key must be 32 characters")
 	}
-	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `INSERT INTO merchants
-			(kind, name, appid, mch_id, secret_hash, api_key_enc, cities, level, refund_ips, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
-			m.Kind, m.Name, m.AppID, m.MchID, m.SecretHash, s.box.Seal(m.APIKey),
-			strings.Join(m.Cities, ","), m.Level, strings.Join(m.RefundIPs, ","), ms(m.CreatedAt),
-		).Scan(&m.ID)
-		if isUniqueViolation(err) {
-			return medpay.ErrConflict
-		}
-		return err
-	})
+	return s.db.WriteTx(ctx, func(tx *sql.Tx) error { return s.insertMerchant(ctx, tx, m) })
+}
+
+func (s *Store) insertMerchant(ctx context.Context, tx *sql.Tx, m *medpay.Merchant) error {
+	err := tx.QueryRowContext(ctx, `INSERT INTO merchants
+		(kind, name, appid, mch_id, secret_hash, api_key_enc, cities, level, refund_ips, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+		m.Kind, m.Name, m.AppID, m.MchID, m.SecretHash, s.box.Seal(m.APIKey),
+		strings.Join(m.Cities, ","), m.Level, strings.Join(m.RefundIPs, ","), ms(m.CreatedAt),
+	).Scan(&m.ID)
+	if isUniqueViolation(err) {
+		return medpay.ErrConflict
+	}
+	return err
 }
 
 const merchantColumns = `id, kind, name, appid, mch_id, secret_hash, api_key_enc, cities, level, refund_ips, created_at`

@@ -51,6 +51,7 @@ commands:
   provider authorize|revoke record or withdraw a hospital's authorisation of a service provider
   notify list|show|resend   inspect and re-send notifications
   notify receive            listen as a hospital would: print and verify the notifications that arrive
+  operator create           create an operator account of the web console (/console/)
   reconcile                 compare a day's ledger with the bureau's and the cash channel's journals
   bureau serve              run the simulated bureau alone, speaking the national protocol
   bureau institution create register a hospital or platform at that bureau
@@ -97,6 +98,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runProvider(ctx, rest, getenv, stdout, stderr)
 	case "notify":
 		return runNotify(ctx, rest, getenv, stdout, stderr)
+	case "operator":
+		return runOperator(ctx, rest, getenv, stdout, stderr)
 	case "reconcile":
 		return runReconcile(ctx, rest, getenv, stdout, stderr)
 	case "bureau":

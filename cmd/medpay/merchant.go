@@ -12,7 +12,6 @@ import (
 
 	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/bureau"
-	"github.com/medpay/medpay/secret"
 	"github.com/medpay/medpay/sqlstore"
 )
 
@@ -115,22 +114,11 @@ func createMerchant(ctx context.Context, dsn, serverKey string, m *medpay.Mercha
 		return err
 	}
 	defer store.DB().Close()
-	appSecret := secret.AppSecret()
-	m.SecretHash = secret.Hash(appSecret)
-	m.APIKey = secret.APIKey()
 	m.CreatedAt = time.Now()
-	for attempt := 0; ; attempt++ {
-		m.AppID = "wx" + secret.RandomString(16, "0123456789abcdef")
-		m.MchID = "19" + secret.RandomString(8, "0123456789")
-		err = store.CreateMerchant(ctx, m)
-		if !errors.Is(err, medpay.ErrConflict) || attempt == 5 {
-			break
-		}
-	}
+	creds, err := store.Onboard(ctx, m)
 	if err != nil {
 		return err
 	}
-	creds := medpay.Credentials{AppID: m.AppID, Secret: appSecret, MchID: m.MchID, APIKey: m.APIKey, Name: m.Name, Cities: m.Cities}
 	if format == "env" {
 		fmt.Fprintf(stdout, "# %s: keep this file private (the secret and API key are not shown again)\n", m.Name)
 		fmt.Fprintf(stdout, "export MEDPAY_APPID='%s' MEDPAY_SECRET='%s' MEDPAY_MCH_ID='%s' MEDPAY_KEY='%s'\n", creds.AppID, creds.Secret, creds.MchID, creds.APIKey)
