@@ -12,3 +12,16 @@ func SetCacheClock(s *Store, now func() time.Time) { s.tokens.now, s.merchants.n
 
 // ForgetMerchant is the hook that writes to a merchants row call.
 func (s *Store) ForgetMerchant(id int64) { s.forgetMerchant(id) }
+
+// PendingWrites is how many WriteTx calls wait in the SQLite queue.
+func PendingWrites(db *DB) int {
+	db.group.mu.Lock()
+	defer db.group.mu.Unlock()
+	return len(db.group.pending)
+}
+
+// GroupBatches is how many group transactions (of two or more) have committed.
+func GroupBatches(db *DB) int { return db.group.batches }
+
+// SetFailCommit makes f decide, before each SQLite COMMIT of n functions, whether it fails.
+func SetFailCommit(db *DB, f func(n int) error) { db.group.failCommit = f }

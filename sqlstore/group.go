@@ -1,0 +1,133 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+)
+
+// Group commit on SQLite. SQLite has one writer, so write transactions queue anyway; instead of
+// one BEGIN … COMMIT each, the caller that gets the writer's turn (the leader) runs every
+// function queued meanwhile in one transaction, each inside its own SAVEPOINT so that one that
+// fails is rolled back alone, commits once and then answers them all. Nobody is answered before
+// that COMMIT has returned. Whenever the batch as a whole fails (BEGIN, a savepoint, a retryable
+// error inside, or COMMIT), nothing of it was committed and every function is run again on its
+// own through the ordinary retrying path, which is safe because WriteTx functions must be safe to
+// run again.
+
+// maxBatch bounds one group transaction.
+const maxBatch = 64
+
+type writeReq struct {
+	ctx  context.Context
+	fn   func(*sql.Tx) error
+	done chan error // buffered: the leader never waits on the caller
+}
+
+// group is the SQLite writer's queue and turn.
+type group struct {
+	turn    chan struct{} // holding it is the writer's turn
+	mu      sync.Mutex
+	pending []*writeReq
+
+	// For tests: batches is how many group transactions committed; failCommit, when set, is asked
+	// before each COMMIT of a batch of n and may refuse it.
+	batches    int
+	failCommit func(n int) error
+}
+
+func newGroup() *group { return &group{turn: make(chan struct{}, 1)} }
+
+// groupWriteTx queues fn and waits for its answer, taking the writer's turn if it comes first.
+func (db *DB) groupWriteTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	g := db.group
+	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	g.mu.Lock()
+	g.pending = append(g.pending, r)
+	g.mu.Unlock()
+	for {
+		select {
+		case err := <-r.done:
+			return err
+		case g.turn <- struct{}{}:
+		}
+		// A leader before this one may have answered r while this caller waited for the turn.
+		select {
+		case err := <-r.done:
+			<-g.turn
+			return err
+		default:
+		}
+		g.mu.Lock()
+		n := min(len(g.pending), maxBatch)
+		batch := g.pending[:n:n]
+		g.pending = g.pending[n:]
+		g.mu.Unlock()
+		db.runBatch(batch)
+		<-g.turn
+		// r was in this batch unless more than maxBatch were queued ahead of it.
+	}
+}
+
+func (db *DB) runBatch(batch []*writeReq) {
+	if len(batch) == 1 {
+		r := batch[0]
+		r.done <- db.retryTx(r.ctx, r.fn)
+		return
+	}
+	errs, ok := db.tryBatch(batch)
+	if !ok {
+		for _, r := range batch {
+			r.done <- db.retryTx(r.ctx, r.fn)
+		}
+		return
+	}
+	for i, r := range batch {
+		r.done <- errs[i]
+	}
+}
+
+// tryBatch runs batch in one transaction. ok false means nothing was committed and no function's
+// outcome stands; otherwise errs holds each function's own outcome, all of it committed.
+func (db *DB) tryBatch(batch []*writeReq) (errs []error, ok bool) {
+	// The transaction outlives any one caller: a caller that gives up only fails its own function.
+	tx, err := db.sql.BeginTx(context.Background(), nil)
+	if err != nil {
+		return nil, false
+	}
+	defer tx.Rollback() // after Commit, a no-op
+	errs = make([]error, len(batch))
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if _, err := tx.Exec(`SAVEPOINT batch_member`); err != nil {
+			return nil, false
+		}
+		if err := r.fn(tx); err != nil {
+			if retryable(err) {
+				return nil, false
+			}
+			errs[i] = err
+			if _, err := tx.Exec(`ROLLBACK TO batch_member`); err != nil {
+				return nil, false
+			}
+		}
+		// Fails when SQLite has rolled the whole transaction back on its own (an interrupt, a
+		// full disk): then the batch is lost, and found out before anything is answered.
+		if _, err := tx.Exec(`RELEASE batch_member`); err != nil {
+			return nil, false
+		}
+	}
+	if f := db.group.failCommit; f != nil {
+		if err := f(len(batch)); err != nil {
+			return nil, false
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, false
+	}
+	db.group.batches++
+	return errs, true
+}
