@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"sync"
 )
 
@@ -11,7 +12,7 @@ import (
 // function queued meanwhile in one transaction, each inside its own SAVEPOINT so that one that
 // fails is rolled back alone, commits once and then answers them all. Nobody is answered before
 // that COMMIT has returned. Whenever the batch as a whole fails (BEGIN, a savepoint, a retryable
-// error inside, or COMMIT), nothing of it was committed and every function is run again on its
+// error or a panic inside, or COMMIT), nothing of it was committed and every function is run again on its
 // own through the ordinary retrying path, which is safe because WriteTx functions must be safe to
 // run again.
 
@@ -19,9 +20,23 @@ import (
 const maxBatch = 64
 
 type writeReq struct {
-	ctx  context.Context
-	fn   func(*sql.Tx) error
-	done chan error // buffered: the leader never waits on the caller
+	ctx      context.Context
+	fn       func(*sql.Tx) error
+	done     chan error // buffered: the leader never waits on the caller
+	panicked any        // what fn panicked with, raised again in the caller's goroutine
+}
+
+var errPanicked = errors.New("sqlstore: write function panicked")
+
+// run calls r.fn on behalf of its caller; a panic is caught so that the leader keeps going and
+// gives the writer's turn back, and is raised again by the caller.
+func (r *writeReq) run(tx *sql.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.panicked, err = p, errPanicked
+		}
+	}()
+	return r.fn(tx)
 }
 
 // group is the SQLite writer's queue and turn.
@@ -45,17 +60,23 @@ func (db *DB) groupWriteTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	g.mu.Lock()
 	g.pending = append(g.pending, r)
 	g.mu.Unlock()
+	answer := func(err error) error {
+		if r.panicked != nil {
+			panic(r.panicked)
+		}
+		return err
+	}
 	for {
 		select {
 		case err := <-r.done:
-			return err
+			return answer(err)
 		case g.turn <- struct{}{}:
 		}
 		// A leader before this one may have answered r while this caller waited for the turn.
 		select {
 		case err := <-r.done:
 			<-g.turn
-			return err
+			return answer(err)
 		default:
 		}
 		g.mu.Lock()
@@ -70,15 +91,18 @@ func (db *DB) groupWriteTx(ctx context.Context, fn func(*sql.Tx) error) error {
 }
 
 func (db *DB) runBatch(batch []*writeReq) {
+	alone := func(r *writeReq) {
+		r.panicked = nil
+		r.done <- db.retryTx(r.ctx, r.run)
+	}
 	if len(batch) == 1 {
-		r := batch[0]
-		r.done <- db.retryTx(r.ctx, r.fn)
+		alone(batch[0])
 		return
 	}
 	errs, ok := db.tryBatch(batch)
 	if !ok {
 		for _, r := range batch {
-			r.done <- db.retryTx(r.ctx, r.fn)
+			alone(r)
 		}
 		return
 	}
@@ -105,8 +129,8 @@ func (db *DB) tryBatch(batch []*writeReq) (errs []error, ok bool) {
 		if _, err := tx.Exec(`SAVEPOINT batch_member`); err != nil {
 			return nil, false
 		}
-		if err := r.fn(tx); err != nil {
-			if retryable(err) {
+		if err := r.run(tx); err != nil {
+			if retryable(err) || r.panicked != nil {
 				return nil, false
 			}
 			errs[i] = err

@@ -49,6 +49,11 @@ func batched(t *testing.T, db *sqlstore.DB, ctxs []context.Context, fns []func(*
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() {
+				if p := recover(); p != nil {
+					errs[i] = fmt.Errorf("panic: %v", p)
+				}
+			}()
 			ctx := context.Background()
 			if ctxs != nil && ctxs[i] != nil {
 				ctx = ctxs[i]
@@ -216,4 +221,31 @@ func TestGroupCommitMany(t *testing.T) {
 		}
 	}
 	t.Logf("%d group transactions for %d calls", sqlstore.GroupBatches(db), n)
+}
+
+// TestGroupCommitPanic: a function that panics inside a batch panics in its own caller, as it
+// would alone; the others still commit, and the writer's turn is not lost.
+func TestGroupCommitPanic(t *testing.T) {
+	t.Parallel()
+	db, path := groupDB(t)
+	errs := batched(t, db, nil, []func(*sql.Tx) error{
+		insert("p1"),
+		func(tx *sql.Tx) error {
+			insert("px")(tx)
+			panic("bad function")
+		},
+		insert("p2"),
+	})
+	if errs[1] == nil || errs[1].Error() != "panic: bad function" {
+		t.Errorf("panicking member: %v, want its panic raised in its caller", errs[1])
+	}
+	if errs[0] != nil || errs[2] != nil {
+		t.Fatalf("others answered %v, %v", errs[0], errs[2])
+	}
+	if got := rows(t, path); len(got) != 2 || got["px"] {
+		t.Errorf("rows %v, want p1 and p2", got)
+	}
+	if err := db.WriteTx(context.Background(), insert("after")); err != nil {
+		t.Fatalf("writer stuck or failing after a panic: %v", err)
+	}
 }
