@@ -104,7 +104,7 @@ func (s *Store) MerchantByMchID(ctx context.Context, mchID string) (*medpay.Merc
 
 func (s *Store) cachedMerchant(ctx context.Context, key, where, arg string) (*medpay.Merchant, error) {
 	if m, ok := s.merchants.get(key); ok {
-		c := *m // callers may change their copy
+		c := *m // the caller may change its copy (not the shared Cities and RefundIPs)
 		return &c, nil
 	}
 	start := s.merchants.now()
