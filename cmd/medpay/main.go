@@ -6,11 +6,14 @@
 //	medpay provider authorize    record a hospital's authorisation of a provider (and revoke)
 //	medpay notify list|show|resend
 //	medpay reconcile             three-way reconciliation of a day
+//	medpay bureau serve          the simulated bureau alone (national protocol)
+//	medpay bureau institution create   register a hospital or platform at that bureau
 //	medpay token                 get an access token (developer commands: through the Go SDK)
 //	medpay order create|query|close
 //	medpay refund create|query
 //	medpay sign                  compute and check a signature
 //	medpay loadtest              measure a running platform (throughput, latency, notification lag)
+//	medpay cash serve|merchant   the simulated cash channel alone (WeChat Pay APIv3 subset)
 package main
 
 import (
@@ -21,6 +24,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -46,6 +50,10 @@ commands:
   provider revoke           withdraw that authorisation
   notify list|show|resend   inspect and re-send notifications
   reconcile                 compare a day's ledger with the bureau's and the cash channel's journals
+  bureau serve              run the simulated bureau alone, speaking the national protocol
+  bureau institution create register a hospital or platform at that bureau
+  cash serve                run the simulated cash channel alone (WeChat Pay APIv3 subset, docs/cash.md)
+  cash merchant create      register a merchant at that channel and print its APIv3 credentials
 
 developer commands (call the open API as a hospital, through the Go SDK):
   token                     get an access token (--sub-appid: as a service provider)
@@ -81,6 +89,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runNotify(ctx, rest, getenv, stdout, stderr)
 	case "reconcile":
 		return runReconcile(ctx, rest, getenv, stdout, stderr)
+	case "bureau":
+		return runBureau(ctx, rest, getenv, stdout, stderr)
 	case "order":
 		return runOrder(ctx, rest, getenv, stdout, stderr)
 	case "refund":
@@ -91,6 +101,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runLoadtest(ctx, rest, getenv, stdout, stderr)
 	case "sign":
 		return runSign(ctx, rest, getenv, stdout, stderr)
+	case "cash":
+		return runCash(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -143,4 +155,40 @@ func (l *listFlag) Set(v string) error {
 		}
 	}
 	return nil
+}
+
+// optBool is a boolean flag that may be left unset, so that its default can depend on other
+// flags. Like a flag.Bool, it is set to true by its name alone (--sandbox).
+type optBool struct {
+	set, v bool
+}
+
+func (b *optBool) IsBoolFlag() bool { return true }
+
+func (b *optBool) String() string {
+	if b == nil || !b.set {
+		return ""
+	}
+	return strconv.FormatBool(b.v)
+}
+
+func (b *optBool) Set(s string) error {
+	switch strings.ToLower(s) {
+	case "true", "1", "on", "yes", "t":
+		b.v = true
+	case "false", "0", "off", "no", "f":
+		b.v = false
+	default:
+		return fmt.Errorf("must be true or false, not %q", s)
+	}
+	b.set = true
+	return nil
+}
+
+// or is the value given, else def.
+func (b *optBool) or(def bool) bool {
+	if b.set {
+		return b.v
+	}
+	return def
 }
