@@ -10,9 +10,6 @@ const MaxTxAttempts = maxTxAttempts
 // SetCacheClock replaces the real clock that ages s's caches.
 func SetCacheClock(s *Store, now func() time.Time) { s.tokens.now, s.merchants.now = now, now }
 
-// ForgetMerchant is the hook that writes to a merchants row call.
-func (s *Store) ForgetMerchant(id int64) { s.forgetMerchant(id) }
-
 // PendingWrites is how many WriteTx calls wait in the SQLite queue.
 func PendingWrites(db *DB) int {
 	db.group.mu.Lock()

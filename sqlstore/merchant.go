@@ -30,9 +30,11 @@ func NewStore(db *DB, box *secret.Box) *Store {
 		tokens: newTTLCache[cachedToken](CacheTTL), merchants: newTTLCache[*medpay.Merchant](CacheTTL)}
 }
 
-// forgetMerchant drops the cached copies of merchant id. Whatever changes a merchants row calls it
-// after its transaction commits.
-func (s *Store) forgetMerchant(id int64) {
+// ForgetMerchant drops this Store's cached copies of merchant id, so that its next lookups read
+// the row. Code that changes a merchants row calls it after the commit; so does anything that
+// changes the row behind the Store's back (SQL run by hand, tests), otherwise this process sees the
+// change up to CacheTTL later, as other processes do.
+func (s *Store) ForgetMerchant(id int64) {
 	s.merchants.forget(func(m *medpay.Merchant) bool { return m.ID == id })
 }
 
