@@ -225,6 +225,7 @@ func TestRefundIPBehindProxy(t *testing.T) {
 	if _, err := env.DB.SQL().Exec(`UPDATE merchants SET refund_ips = '198.51.100.20' WHERE id = $1`, h.ID); err != nil {
 		t.Fatal(err)
 	}
+	env.Store.ForgetMerchant(h.ID) // changed behind the Store's back
 	refund := func(no string, xff ...string) *wire.Message {
 		t.Helper()
 		req := refundReq(h, id, no, "part_refund_type", "CASH_ONLY", "cash_refund_fee", "100")
