@@ -255,6 +255,7 @@ func (s *Store) HasPendingCredentials(ctx context.Context, merchantID int64) (bo
 // RotateKeys gives the merchant a new API key and app secret; the old ones keep working until
 // now+overlap. The new ones are returned in clear, to be shown once.
 func (s *Store) RotateKeys(ctx context.Context, merchantID int64, overlap time.Duration, audit *medpay.AuditEntry) (*medpay.Credentials, error) {
+	defer s.ForgetMerchant(merchantID) // this process uses the new key at once, others within CacheTTL
 	now := audit.At
 	m, err := s.MerchantByID(ctx, merchantID)
 	if err != nil {
@@ -356,6 +357,7 @@ func (s *Store) SuspendedOf(ctx context.Context, a, b int64) (int64, error) {
 
 // SetMerchantCities replaces the merchant's enabled cities.
 func (s *Store) SetMerchantCities(ctx context.Context, merchantID int64, cities []string, audit *medpay.AuditEntry) error {
+	defer s.ForgetMerchant(merchantID) // this process sees the change at once, others within CacheTTL
 	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE merchants SET cities = $2 WHERE id = $1`, merchantID, strings.Join(cities, ",")); err != nil {
 			return err
@@ -366,6 +368,7 @@ func (s *Store) SetMerchantCities(ctx context.Context, merchantID int64, cities 
 
 // SetRefundIPs replaces the merchant's refund allow-list.
 func (s *Store) SetRefundIPs(ctx context.Context, merchantID int64, ips []string, audit *medpay.AuditEntry) error {
+	defer s.ForgetMerchant(merchantID) // this process sees the change at once, others within CacheTTL
 	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE merchants SET refund_ips = $2 WHERE id = $1`, merchantID, strings.Join(ips, ",")); err != nil {
 			return err
