@@ -393,3 +393,29 @@ func TestRealTrafficLengths(t *testing.T) {
 		protocolFail(t, resp, body, "参数格式校验错误 "+k+" is invalid")
 	}
 }
+
+// TestUnknownRequestContentPassesThrough: a city bureau's own message (XML here) in
+// request_content is passed to the bureau and priced by the simulator as one class-A item, not
+// refused; JSON in the simulator's format that is malformed is still refused.
+func TestUnknownRequestContentPassesThrough(t *testing.T) {
+	env, h, token := setup(t)
+	env.Bind(t, h, "rc-xml", "440300", "employee")
+	xml := `<?xml version="1.0" encoding="GBK"?><input><mdtrt_id>MD001</mdtrt_id><fee><item code="250101001">25.00</item></fee></input>`
+	kv := []string{"pay_type", "3", "total_fee", "6500", "cash_fee", "2925", "insurance_fee", "3575", "allow_fee_change", "1"}
+	r := env.Call(t, "/payinsurance/unifiedorder", token, h.APIKey, testenv.OrderRequest(h, "rc-xml", append(kv, "request_content", xml)...))
+	ok(t, r)
+	if code, out := env.Confirm(t, r.Get("med_trans_id"), "123456"); code != 200 || out["med_trade_state"] != "SUCCESS" {
+		t.Fatalf("confirm: %d %v", code, out)
+	}
+	o, _ := env.Store.OrderByID(context.Background(), r.Get("med_trans_id"))
+	if o.RequestContent != xml || o.CashFee+o.InsuranceFee != 6500 || o.HifpPay == 0 ||
+		!strings.Contains(o.ResponseContent, `"code":"DEFAULT"`) || !strings.Contains(o.ResponseContent, `"class":"A"`) {
+		t.Fatalf("order content %q split %d+%d detail %s; want the XML kept and one class-A item of 6500",
+			o.RequestContent, o.CashFee, o.InsuranceFee, o.ResponseContent)
+	}
+	for _, content := range []string{"REG|MD001|25.00", "  " + xml} {
+		ok(t, env.Call(t, "/payinsurance/unifiedorder", token, h.APIKey, testenv.OrderRequest(h, "rc-xml", append(kv, "request_content", content)...)))
+	}
+	bizFail(t, env.Call(t, "/payinsurance/unifiedorder", token, h.APIKey, testenv.OrderRequest(h, "rc-xml",
+		append(kv, "request_content", `{"items":[`)...)), medpay.ErrBureauRejected)
+}
