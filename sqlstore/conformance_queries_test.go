@@ -173,3 +173,49 @@ func TestConformanceRefundQueries(t *testing.T) {
 		_ = o3
 	})
 }
+
+// TestConformanceSetPayer: the payer of a 扫码付 order is set once, compare-and-swap, with the
+// split of the pre-settlement, and only while the order is unpaid.
+func TestConformanceSetPayer(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, db *sqlstore.DB) {
+		b := setup(t, db)
+		m := b.merchant(t)
+		o := b.newOrder(m, "T-scan")
+		delete(o.Fields, "openid")
+		o.HifpPay, o.AcctPay, o.PsnNo, o.CardNo = 0, 0, "", ""
+		o.LoadFields()
+		if err := b.store.CreateOrder(b.ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		stale := *o
+		claimed := *o
+		claimed.Fields = map[string]string{"openid": "scanner"}
+		for k, v := range o.Fields {
+			claimed.Fields[k] = v
+		}
+		claimed.LoadFields()
+		claimed.PsnNo, claimed.CardNo, claimed.HifpPay, claimed.AcctPay = "P9", "C9", 500, 200
+		if err := b.store.SetPayer(b.ctx, &claimed); err != nil {
+			t.Fatal(err)
+		}
+		got, err := b.store.OrderByID(b.ctx, o.MedTransID)
+		if err != nil || got.OpenID != "scanner" || got.PsnNo != "P9" || got.CardNo != "C9" || got.HifpPay != 500 || got.Version != claimed.Version {
+			t.Fatalf("after SetPayer: %v %+v", err, got)
+		}
+		// A second payer with the version read before loses.
+		stale.Fields = map[string]string{"openid": "late"}
+		stale.LoadFields()
+		if err := b.store.SetPayer(b.ctx, &stale); !errors.Is(err, medpay.ErrConflict) {
+			t.Fatalf("stale SetPayer: %v", err)
+		}
+		// Not once the order is no longer unpaid.
+		got.State = medpay.StateClosed
+		if err := b.store.UpdateOrder(b.ctx, got, sqlstore.OrderChange{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.store.SetPayer(b.ctx, got); !errors.Is(err, medpay.ErrConflict) {
+			t.Fatalf("SetPayer on a closed order: %v", err)
+		}
+	})
+}
