@@ -51,15 +51,15 @@ func (s *Server) parseOrder(ctx context.Context, c *call, micropay bool) (*payme
 	r.HospOutTradeNo = f.String("hosp_out_trade_no", 64, true)
 	f.String("hospital_name", 128, true)
 	f.String("body", 128, true)
-	r.TotalFee = fee(f, "total_fee", true)
+	r.TotalFee = amount(f, "total_fee", true)
 	if c.req.Get("total_fee") != "" && r.TotalFee == 0 {
 		f.Fail("total_fee", false)
 	}
-	r.CashFee = fee(f, "cash_fee", true)
-	r.InsuranceFee = fee(f, "insurance_fee", true)
-	r.CashAddFee = fee(f, "cash_add_fee", false)
+	r.CashFee = amount(f, "cash_fee", true)
+	r.InsuranceFee = amount(f, "insurance_fee", true)
+	r.CashAddFee = amount(f, "cash_add_fee", false)
 	f.String("cash_add_wording", 64, false)
-	r.CashReducedFee = fee(f, "cash_reduced_fee", false)
+	r.CashReducedFee = amount(f, "cash_reduced_fee", false)
 	f.String("cash_reduced_wording", 64, false)
 	r.AllowFeeChange = atoi(f.Enum("allow_fee_change", true, "0", "1"))
 	r.PayType = atoi(f.Enum("pay_type", true, "1", "2", "3"))
@@ -129,8 +129,8 @@ var userCardTypes = func() []string {
 	return out
 }()
 
-// fee reads an amount in fen: above medpay.MaxFee it is invalid, so no sum can overflow.
-func fee(f *wire.Fields, name string, required bool) int64 {
+// amount reads an amount in fen: above medpay.MaxFee it is invalid, so no sum can overflow.
+func amount(f *wire.Fields, name string, required bool) int64 {
 	v, _ := f.UintMax(name, required, medpay.MaxFee)
 	return v
 }

@@ -168,10 +168,14 @@ func TestPaymentScenarios(t *testing.T) {
 					t.Errorf("query fields: insurance_order_id %q time_end %q medical_card_id %q", q.Get("insurance_order_id"), q.Get("time_end"), q.Get("medical_card_id"))
 				}
 			}
-			if tc.scenario == "bureau_timeout" || tc.scenario == "cash_declined" {
-				state, err := env.Bureau.SettlementState(context.Background(), o.SettleSerial())
-				if err != nil || state != bureau.StateReversed {
-					t.Errorf("bureau settlement state %q, %v; want reversed", state, err)
+			// The bureau keeps nothing of a failed order: a settle that timed out is revoked
+			// (6401), a settlement whose cash leg failed has its insured part refunded (6203 HI;
+			// the cash part stays on the bureau's books, so the order is refunded in part).
+			wantOrd := map[string]int{"bureau_timeout": medpay.OrdRevoked, "cash_declined": medpay.OrdRefundedPart}[tc.scenario]
+			if wantOrd != 0 {
+				state, err := env.Bureau.OrderState(context.Background(), o.PayOrdID)
+				if err != nil || state != wantOrd {
+					t.Errorf("bureau order state %d, %v; want %d", state, err, wantOrd)
 				}
 			}
 		})
@@ -221,5 +225,23 @@ func TestWrongPINBlocksAfterFive(t *testing.T) {
 	// The order with three wrong PINs stays locked until it expires.
 	if code, out := env.Confirm(t, ids[0], "123456"); code != 403 || out["blocked_until"] == nil {
 		t.Fatalf("right PIN on a locked order: %d %v", code, out)
+	}
+}
+
+// TestClosedOrderRevokedAtBureau: closing an unpaid insured order revokes its upload (6401), so
+// that the bureau holds nothing open for it and refuses a settle.
+func TestClosedOrderRevokedAtBureau(t *testing.T) {
+	env, h, token := setup(t)
+	env.Bind(t, h, "close-1", "440300", "employee")
+	r := env.Call(t, "/payinsurance/unifiedorder", token, h.APIKey, testenv.OrderRequest(h, "close-1",
+		"pay_type", "2", "cash_fee", "0", "insurance_fee", "10000", "allow_fee_change", "1"))
+	ok(t, r)
+	ok(t, env.Call(t, "/payinsurance/closeorder", token, h.APIKey, testenv.Msg("appid", h.AppID, "mch_id", h.MchID, "med_trans_id", r.Get("med_trans_id"))))
+	o, err := env.Store.OrderByID(context.Background(), r.Get("med_trans_id"))
+	if err != nil || o.PayOrdID == "" {
+		t.Fatalf("order %+v, %v", o, err)
+	}
+	if s, err := env.Bureau.OrderState(context.Background(), o.PayOrdID); err != nil || s != medpay.OrdRevoked {
+		t.Fatalf("bureau order state %d, %v; want revoked", s, err)
 	}
 }

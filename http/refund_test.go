@@ -186,7 +186,7 @@ func TestRefundUnknownScenario(t *testing.T) {
 	checkRefundBooks(t, env, id, p, h.AppID+"/rf-unknown", 2925, 3575)
 	// The bureau holds exactly one refund of the settlement.
 	var n int
-	env.DB.SQL().QueryRow(`SELECT COUNT(*) FROM bureau_refunds`).Scan(&n)
+	env.BureauDB.SQL().QueryRow(`SELECT COUNT(*) FROM bureau_order_refunds`).Scan(&n)
 	if n != 1 {
 		t.Fatalf("bureau refunds: %d, want 1", n)
 	}

@@ -36,6 +36,7 @@ func (s *Server) routes() http.Handler {
 	pages.HandleFunc("GET /pay/{id}/qr.png", s.payQR)
 	pages.HandleFunc("GET /bind/{token}", s.bindPage)
 	pages.HandleFunc("POST /bind/{token}", s.bindSubmit)
+	pages.HandleFunc("GET /bind/{token}/authorized", s.bindAuthorized)
 	pages.HandleFunc("GET /me/cards", s.cardsPage) // sandbox: ?appid&openid; always: ?t=<bind link token>
 	pages.HandleFunc("POST /me/cards", s.cardsUnbind)
 	protected := pageHeaders(http.NewCrossOriginProtection().Handler(pages))
@@ -50,6 +51,10 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("POST /sandbox/orders/{id}/confirm", s.sandboxConfirm)
 		mux.HandleFunc("POST /sandbox/paycode", s.sandboxPayCode)
 		mux.Handle("GET /me/code", pageHeaders(http.HandlerFunc(s.payCodePage))) // the payer's payment code (刷码付)
+		// The simulated cash channel over APIv3 (docs/cash.md).
+		if s.cashAPI != nil {
+			mux.Handle("/cash/", http.StripPrefix("/cash", s.cashAPI))
+		}
 	}
 
 	// Operations.

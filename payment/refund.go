@@ -149,7 +149,9 @@ func (s *Service) advanceRefund(ctx context.Context, r *medpay.Refund) (*medpay.
 
 // refundBureau gives the insured part back.
 func (s *Service) refundBureau(ctx context.Context, o *medpay.Order, r *medpay.Refund) error {
-	br, err := s.Bureau.Refund(ctx, r.BureauSerial(), o.SettleSerial())
+	req := medpay.RefundRequest{PayOrdID: o.PayOrdID, AppRefdSn: r.BureauSerial(), PayAuthNo: o.PayAuthNo,
+		RefdType: medpay.RefundHI, HifpPay: o.HifpPay, AcctPay: o.AcctPay}
+	br, err := s.Bureau.Refund(ctx, req)
 	s.fault("bureau_refunded")
 	var rejected *medpay.Error
 	switch {
@@ -165,7 +167,8 @@ func (s *Service) refundBureau(ctx context.Context, o *medpay.Order, r *medpay.R
 		}
 		return medpay.Errorf(medpay.ErrBureauRefund, "bureau refused the refund: %s", rejected.Message)
 	case err != nil:
-		if br, err = s.Bureau.QueryRefund(ctx, r.BureauSerial()); err != nil {
+		// 6203 is idempotent on appRefdSn: asking again is how its outcome is found.
+		if br, err = s.Bureau.Refund(ctx, req); err != nil {
 			// Unknown: the refund is idempotent on its serial, so a retry (or recovery) asks again.
 			s.log().Warn("bureau refund outcome unknown", "med_refund_id", r.MedRefundID, "err", err)
 			return medpay.Errorf(medpay.ErrBureauRefund, "bureau refund outcome unknown; retry with the same hosp_out_refund_no")
@@ -236,7 +239,7 @@ func (s *Service) saveRefund(ctx context.Context, r, next *medpay.Refund, ch sql
 func (s *Service) finishRefund(ctx context.Context, o *medpay.Order, r, next *medpay.Refund, ts []medpay.Transfer) error {
 	now := s.now()
 	next.State, next.Step, next.StatusDesc, next.SuccessTime = medpay.RefundSuccess, "", "退款成功", now
-	ch := sqlstore.RefundChange{Transfers: ts, OrderRefunded: true}
+	ch := sqlstore.RefundChange{Transfers: ts, Order: orderRefunded(r)}
 	if next.NotifyURL() != "" {
 		n, err := s.refundNotification(ctx, o, next)
 		if err != nil {
@@ -252,6 +255,19 @@ func (s *Service) finishRefund(ctx context.Context, o *medpay.Order, r, next *me
 		s.Notify()
 	}
 	return nil
+}
+
+// orderRefunded is what a successful refund does to its order: the order moves to REFUND, and
+// each leg the refund gives something back of moves to REFUND too.
+func orderRefunded(r *medpay.Refund) *sqlstore.OrderMove {
+	m := &sqlstore.OrderMove{State: medpay.StateRefund, StatusDesc: "转入退款"}
+	if r.CashRefundFee > 0 {
+		m.CashStatus = medpay.LegRefund
+	}
+	if r.InsuranceRefundFee > 0 {
+		m.InsuranceStatus = medpay.LegRefund
+	}
+	return m
 }
 
 // SetRefundFields writes a refund's fields (wire-api.md §4.4–4.5).

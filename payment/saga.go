@@ -174,12 +174,9 @@ func (s *Service) advance(ctx context.Context, o *medpay.Order) (*medpay.Order, 
 }
 
 func (s *Service) settle(ctx context.Context, o *medpay.Order) error {
-	m, err := s.Store.MerchantByID(ctx, o.MerchantID)
-	if err != nil {
-		return err
-	}
-	serial := o.SettleSerial()
-	st, err := s.Bureau.Settle(ctx, s.settleRequest(o, m.Level, serial))
+	ref := medpay.OrderRef{PayOrdID: o.PayOrdID, PayToken: o.PayToken}
+	st, err := s.Bureau.Settle(ctx, medpay.SettleRequest{PayOrdID: o.PayOrdID, PayToken: o.PayToken,
+		PayAuthNo: o.PayAuthNo, OrgBizSer: o.SettleSerial()})
 	s.fault("settled")
 	var rejected *medpay.Error
 	switch {
@@ -189,9 +186,13 @@ func (s *Service) settle(ctx context.Context, o *medpay.Order) error {
 		return s.finish(ctx, o, &next, medpay.StatePayError, "医保结算失败: "+rejected.Message, nil)
 	case err != nil:
 		// The answer was lost: ask what happened before deciding.
-		st, err = s.Bureau.QuerySettlement(ctx, serial)
+		st, err = s.Bureau.Query(ctx, ref)
+		if err == nil && !medpay.OrdSettledState(st.OrdStas) {
+			err = fmt.Errorf("bureau order %s in state %d", o.PayOrdID, st.OrdStas)
+		}
 		if err != nil {
-			// Settled or not, nobody can tell: undo it (冲正) so that nothing stays taken.
+			// Settled or not, nobody can tell (a settle may still be on its way): undo it, so that
+			// nothing stays taken.
 			s.log().Warn("settlement outcome unknown, reversing", "med_trans_id", o.MedTransID, "err", err)
 			next := *o
 			next.Step, next.StatusDesc = medpay.StepReverse, descReversingUnknown
@@ -277,8 +278,8 @@ func (s *Service) charge(ctx context.Context, o *medpay.Order) error {
 const descReversingUnknown = "医保结算结果未知,正在冲正"
 
 func (s *Service) reverse(ctx context.Context, o *medpay.Order) error {
-	if err := s.Bureau.Reverse(ctx, o.SettleSerial()); err != nil {
-		return fmt.Errorf("bureau reverse %s: %w", o.SettleSerial(), err)
+	if err := s.undoSettlement(ctx, o); err != nil {
+		return err
 	}
 	s.fault("reversed")
 	next := *o
@@ -296,6 +297,45 @@ func (s *Service) reverse(ctx context.Context, o *medpay.Order) error {
 		desc = "医保结算超时,已冲正,未扣款"
 	}
 	return s.finish(ctx, o, &next, medpay.StatePayError, desc, nil)
+}
+
+// undoSettlement makes sure the bureau keeps nothing of the order's settlement (冲正): an upload
+// that was not settled is revoked (6401), which also refuses a settle still on its way; a
+// settlement is refunded (6203 HI, idempotent on ReverseSerial) of what the bureau settled.
+func (s *Service) undoSettlement(ctx context.Context, o *medpay.Order) error {
+	ref := medpay.OrderRef{PayOrdID: o.PayOrdID, PayToken: o.PayToken}
+	hifp, acct := o.HifpPay, o.AcctPay
+	if o.InsuranceStatus != medpay.LegPayed {
+		err := s.Bureau.Revoke(ctx, ref)
+		var refused *medpay.Error
+		if !errors.As(err, &refused) {
+			if err != nil {
+				return fmt.Errorf("bureau revoke %s: %w", o.PayOrdID, err)
+			}
+			return nil
+		}
+		// Refused: settled after all (or gone); the bureau's figures decide.
+		st, qerr := s.Bureau.Query(ctx, ref)
+		if qerr != nil {
+			return fmt.Errorf("bureau revoke %s refused (%v), query: %w", o.PayOrdID, err, qerr)
+		}
+		switch {
+		case st.OrdStas == medpay.OrdRevoked:
+			return nil
+		case !medpay.OrdSettledState(st.OrdStas) && st.OrdStas != medpay.OrdRefunded:
+			return fmt.Errorf("bureau revoke %s: %w", o.PayOrdID, err)
+		}
+		hifp, acct = st.HifpPay, st.AcctPay
+	}
+	if hifp+acct == 0 {
+		return nil
+	}
+	req := medpay.RefundRequest{PayOrdID: o.PayOrdID, AppRefdSn: o.ReverseSerial(), PayAuthNo: o.PayAuthNo,
+		RefdType: medpay.RefundHI, HifpPay: hifp, AcctPay: acct, Reason: "冲正"}
+	if _, err := s.Bureau.Refund(ctx, req); err != nil {
+		return fmt.Errorf("bureau refund %s to undo the settlement: %w", req.AppRefdSn, err)
+	}
+	return nil
 }
 
 // finish moves the order to a final state with its ledger transfers and its notification, in one

@@ -13,12 +13,14 @@ import (
 // Bind stores b as the card bound to (b.AppID, b.OpenID), replacing an earlier one.
 func (s *Store) Bind(ctx context.Context, b *medpay.Binding, now time.Time) error {
 	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO bindings (appid, openid, psn_no, name, id_no, card_no, city_id, insutype, created_at, id_hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		_, err := tx.ExecContext(ctx, `INSERT INTO bindings (appid, openid, psn_no, name, id_no, card_no, city_id, insutype, created_at, id_hash, pay_auth_no)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 			ON CONFLICT (appid, openid) DO UPDATE SET psn_no = excluded.psn_no, name = excluded.name,
 			id_no = excluded.id_no, card_no = excluded.card_no, city_id = excluded.city_id,
-			insutype = excluded.insutype, created_at = excluded.created_at, id_hash = excluded.id_hash`,
-			b.AppID, b.OpenID, b.PsnNo, s.seal(b.Name), s.seal(b.IDNo), s.seal(b.CardNo), b.CityID, b.Insutype, ms(now), s.idHash(b.IDNo))
+			insutype = excluded.insutype, created_at = excluded.created_at, id_hash = excluded.id_hash,
+			pay_auth_no = excluded.pay_auth_no`,
+			b.AppID, b.OpenID, b.PsnNo, s.seal(b.Name), s.seal(b.IDNo), s.seal(b.CardNo), b.CityID, b.Insutype, ms(now),
+			s.idHash(b.IDNo), s.sealOptional(b.PayAuthNo))
 		return err
 	})
 }
@@ -37,12 +39,13 @@ func (s *Store) BindingFor(ctx context.Context, appid, openid string) (*medpay.B
 		FROM bindings WHERE appid = $1 AND openid = $2`, appid, openid))
 }
 
-const bindingColumns = `appid, openid, psn_no, name, id_no, card_no, city_id, insutype`
+const bindingColumns = `appid, openid, psn_no, name, id_no, card_no, city_id, insutype, pay_auth_no`
 
 // scanBinding reads a binding row, opening its sealed name, ID and card numbers.
 func (s *Store) scanBinding(row scanner) (*medpay.Binding, error) {
 	var b medpay.Binding
-	err := row.Scan(&b.AppID, &b.OpenID, &b.PsnNo, &b.Name, &b.IDNo, &b.CardNo, &b.CityID, &b.Insutype)
+	var payAuth string
+	err := row.Scan(&b.AppID, &b.OpenID, &b.PsnNo, &b.Name, &b.IDNo, &b.CardNo, &b.CityID, &b.Insutype, &payAuth)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, medpay.ErrNotFound
 	}
@@ -53,6 +56,9 @@ func (s *Store) scanBinding(row scanner) (*medpay.Binding, error) {
 		if *v, err = s.open(*v); err != nil {
 			return nil, fmt.Errorf("binding of %s/%s: %w", b.AppID, b.OpenID, err)
 		}
+	}
+	if b.PayAuthNo, err = s.openOptional(payAuth); err != nil {
+		return nil, fmt.Errorf("binding of %s/%s: %w", b.AppID, b.OpenID, err)
 	}
 	return &b, nil
 }

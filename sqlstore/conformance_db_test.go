@@ -1,9 +1,13 @@
 package sqlstore_test
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"testing"
+	"testing/fstest"
+	"time"
 
 	"github.com/medpay/medpay/sqlstore"
 )
@@ -32,6 +36,60 @@ func TestConformanceDBHelpers(t *testing.T) {
 		})
 		if err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// TestConformanceBindLinkPending: what the use of a link has proved is kept sealed and read back.
+func TestConformanceBindLinkPending(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		s, m := codesStore(t, db)
+		now := time.UnixMilli(1_770_000_000_123)
+		l := &sqlstore.BindLink{MerchantID: m.ID, AppID: m.AppID, OpenID: "o1", ReturnURL: "https://h/", CreatedAt: now, ExpiresAt: now.Add(10 * time.Minute)}
+		if err := s.CreateBindLink(ctx, "hash-p", l); err != nil {
+			t.Fatal(err)
+		}
+		const pending = `{"id_no":"44030019900101123X"}`
+		if err := s.SetBindLinkPending(ctx, l, pending); err != nil {
+			t.Fatal(err)
+		}
+		var stored string
+		if err := db.SQL().QueryRow(`SELECT pending FROM bind_links WHERE id = $1`, l.ID).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		if stored == "" || strings.Contains(stored, "44030019900101123X") {
+			t.Fatalf("pending stored as %q, want it sealed", stored)
+		}
+		got, err := s.BindLinkByHash(ctx, "hash-p")
+		if err != nil || got.Pending != pending {
+			t.Fatalf("BindLinkByHash pending = %q, %v", got.Pending, err)
+		}
+	})
+}
+
+// TestConformanceMigrateTrack: a component's own migrations run on their own version table, once.
+func TestConformanceMigrateTrack(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, db *sqlstore.DB) {
+		ctx := context.Background()
+		up := "-- +goose Up\nCREATE TABLE track_probe (x INTEGER);\n-- +goose Down\nDROP TABLE track_probe;\n"
+		fsys := fstest.MapFS{
+			"m/sqlite/00001_probe.sql":   {Data: []byte(up)},
+			"m/postgres/00001_probe.sql": {Data: []byte(up)},
+		}
+		for i := 0; i < 2; i++ { // the second run finds nothing to do
+			if err := db.MigrateTrack(ctx, fsys, "m", "probe_goose_version"); err != nil {
+				t.Fatalf("run %d: %v", i+1, err)
+			}
+		}
+		var n int
+		if err := db.SQL().QueryRow(`SELECT COUNT(*) FROM track_probe`).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("the component's table: %d, %v", n, err)
+		}
+		if err := db.SQL().QueryRow(`SELECT COUNT(*) FROM probe_goose_version WHERE version_id = 1`).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("the component's version table: %d, %v", n, err)
 		}
 	})
 }

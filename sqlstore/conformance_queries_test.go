@@ -74,7 +74,8 @@ func TestConformanceRefundQueries(t *testing.T) {
 		b.clock.Set(t2)
 		ra.State, ra.Step, ra.CashStatus, ra.SuccessTime = medpay.RefundSuccess, "", medpay.RefundLegSuccess, t2
 		back := []medpay.Transfer{{From: medpay.HospitalAccount(m1.MchID), To: medpay.PayerWalletAccount("p"), Amount: 100}}
-		if err := b.store.UpdateRefund(b.ctx, ra, sqlstore.RefundChange{Transfers: back, OrderRefunded: true}); err != nil {
+		if err := b.store.UpdateRefund(b.ctx, ra, sqlstore.RefundChange{Transfers: back,
+			Order: &sqlstore.OrderMove{State: medpay.StateRefund, StatusDesc: "转入退款", CashStatus: medpay.LegRefund}}); err != nil {
 			t.Fatal(err)
 		}
 

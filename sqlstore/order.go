@@ -16,7 +16,8 @@ var _ medpay.OrderStore = (*Store)(nil)
 const orderColumns = `id, med_trans_id, merchant_id, provider_id, hosp_out_trade_no, fingerprint, fields,
 	order_type, pay_type, total_fee, cash_fee, insurance_fee, hifp_pay, acct_pay, city_id, state,
 	cash_status, insurance_status, status_desc, psn_no, card_no, insurance_order_id, cash_order_id,
-	response_content, step, attempt, time_expire, time_end, created_at, updated_at, version`
+	response_content, step, attempt, time_expire, time_end, created_at, updated_at, version,
+	pay_ord_id, pay_token, pay_auth_no`
 
 // CreateOrder inserts o; a taken (merchant, hosp_out_trade_no) gives medpay.ErrConflict.
 func (s *Store) CreateOrder(ctx context.Context, o *medpay.Order) error {
@@ -31,13 +32,16 @@ func (s *Store) CreateOrder(ctx context.Context, o *medpay.Order) error {
 		err := tx.QueryRowContext(ctx, `INSERT INTO orders (med_trans_id, merchant_id, provider_id, hosp_out_trade_no,
 			fingerprint, fields, order_type, pay_type, total_fee, cash_fee, insurance_fee, hifp_pay, acct_pay, city_id,
 			state, cash_status, insurance_status, status_desc, psn_no, card_no, response_content, step, attempt,
-			time_expire, created_at, updated_at, version, insurance_order_id, cash_order_id, time_end)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $25, 1, $26, $27, $28)
+			time_expire, created_at, updated_at, version, insurance_order_id, cash_order_id, time_end,
+			pay_ord_id, pay_token, pay_auth_no)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $25, 1, $26, $27, $28,
+			$29, $30, $31)
 			RETURNING id`,
 			o.MedTransID, o.MerchantID, o.ProviderID, o.HospOutTradeNo, o.Fingerprint, string(fields), o.OrderType,
 			o.PayType, o.TotalFee, o.CashFee, o.InsuranceFee, o.HifpPay, o.AcctPay, o.CityID, string(o.State),
 			o.CashStatus, o.InsuranceStatus, o.StatusDesc, o.PsnNo, s.seal(o.CardNo), o.ResponseContent, o.Step, o.Attempt,
-			ms(o.TimeExpire), ms(o.CreatedAt), o.InsuranceOrderID, o.CashOrderID, ms(o.TimeEnd)).Scan(&o.ID)
+			ms(o.TimeExpire), ms(o.CreatedAt), o.InsuranceOrderID, o.CashOrderID, ms(o.TimeEnd),
+			o.PayOrdID, o.PayToken, s.sealOptional(o.PayAuthNo)).Scan(&o.ID)
 		if isUniqueViolation(err) {
 			return medpay.ErrConflict
 		}
@@ -49,15 +53,31 @@ func (s *Store) CreateOrder(ctx context.Context, o *medpay.Order) error {
 
 type scanner interface{ Scan(dest ...any) error }
 
+// sealOptional seals a secret, leaving an empty one empty.
+func (s *Store) sealOptional(v string) string {
+	if v == "" {
+		return ""
+	}
+	return s.box.Seal(v)
+}
+
+func (s *Store) openOptional(sealed string) (string, error) {
+	if sealed == "" {
+		return "", nil
+	}
+	return s.box.Open(sealed)
+}
+
 // scanOrder reads an order row, opening its sealed card number and personal fields.
 func (s *Store) scanOrder(row scanner) (*medpay.Order, error) {
 	var o medpay.Order
-	var fields, state string
+	var fields, state, payAuth string
 	var expire, end, created, updated int64
 	err := row.Scan(&o.ID, &o.MedTransID, &o.MerchantID, &o.ProviderID, &o.HospOutTradeNo, &o.Fingerprint, &fields,
 		&o.OrderType, &o.PayType, &o.TotalFee, &o.CashFee, &o.InsuranceFee, &o.HifpPay, &o.AcctPay, &o.CityID, &state,
 		&o.CashStatus, &o.InsuranceStatus, &o.StatusDesc, &o.PsnNo, &o.CardNo, &o.InsuranceOrderID, &o.CashOrderID,
-		&o.ResponseContent, &o.Step, &o.Attempt, &expire, &end, &created, &updated, &o.Version)
+		&o.ResponseContent, &o.Step, &o.Attempt, &expire, &end, &created, &updated, &o.Version,
+		&o.PayOrdID, &o.PayToken, &payAuth)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, medpay.ErrNotFound
 	}
@@ -75,6 +95,9 @@ func (s *Store) scanOrder(row scanner) (*medpay.Order, error) {
 	}
 	o.State = medpay.TradeState(state)
 	o.TimeExpire, o.TimeEnd, o.CreatedAt, o.UpdatedAt = fromMS(expire), fromMS(end), fromMS(created), fromMS(updated)
+	if o.PayAuthNo, err = s.openOptional(payAuth); err != nil {
+		return nil, fmt.Errorf("order %s pay_auth_no: %w", o.MedTransID, err)
+	}
 	o.LoadFields()
 	return &o, nil
 }
@@ -110,7 +133,9 @@ func (s *Store) OrderByRowID(ctx context.Context, id int64) (*medpay.Order, erro
 // OrdersToRecover lists orders left in the middle of a saga whose last change is older than
 // before (all of them when before is far in the future), oldest first, at most limit.
 func (s *Store) OrdersToRecover(ctx context.Context, before time.Time, limit int) ([]*medpay.Order, error) {
-	return s.orderList(ctx, `step IN ('settle', 'charge', 'reverse') AND updated_at < $1 ORDER BY updated_at LIMIT $2`, ms(before), limit)
+	steps := medpay.RecoverySteps
+	return s.orderList(ctx, `step IN ($1, $2, $3) AND updated_at < $4 ORDER BY updated_at LIMIT $5`,
+		steps[0], steps[1], steps[2], ms(before), limit)
 }
 
 // OrdersExpired lists NOTPAY orders whose time_expire has passed.
@@ -264,7 +289,7 @@ func (s *Store) OrderLedger(ctx context.Context, orderID int64) (map[string]int6
 }
 
 // SetPayer records the payer of an order placed without one (扫码付: whoever scans its code) and
-// the figures of the pre-settlement made for them, if the row still has o.Version
+// the figures (and the bureau's upload) of the pre-settlement made for them, if the row still has o.Version
 // (compare-and-swap: of two payers scanning at once, one wins). It writes o's fields (where the
 // payer's openid is) and its split.
 func (s *Store) SetPayer(ctx context.Context, o *medpay.Order) error {
@@ -279,10 +304,12 @@ func (s *Store) SetPayer(ctx context.Context, o *medpay.Order) error {
 	err = s.db.WriteTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE orders SET fields = $1, pay_type = $2, cash_fee = $3, insurance_fee = $4,
 			hifp_pay = $5, acct_pay = $6, cash_status = $7, insurance_status = $8, psn_no = $9, card_no = $10,
-			response_content = $11, updated_at = $12, version = version + 1
+			response_content = $11, updated_at = $12, pay_ord_id = $15, pay_token = $16, pay_auth_no = $17,
+			version = version + 1
 			WHERE id = $13 AND version = $14 AND state = 'NOTPAY'`,
 			string(fields), o.PayType, o.CashFee, o.InsuranceFee, o.HifpPay, o.AcctPay, o.CashStatus, o.InsuranceStatus,
-			o.PsnNo, s.seal(o.CardNo), o.ResponseContent, ms(now), o.ID, o.Version)
+			o.PsnNo, s.seal(o.CardNo), o.ResponseContent, ms(now), o.ID, o.Version,
+			o.PayOrdID, o.PayToken, s.sealOptional(o.PayAuthNo))
 		return swapped(res, err)
 	})
 	if err == nil {

@@ -6,10 +6,14 @@
 //	medpay provider authorize    record a hospital's authorisation of a provider (and revoke)
 //	medpay notify list|show|resend
 //	medpay reconcile             three-way reconciliation of a day
+//	medpay bureau serve          the simulated bureau alone (national protocol)
+//	medpay bureau institution create   register a hospital or platform at that bureau
 //	medpay token                 get an access token (developer commands: through the Go SDK)
 //	medpay order create|query|close
 //	medpay refund create|query
 //	medpay sign                  compute and check a signature
+//	medpay loadtest              measure a running platform (throughput, latency, notification lag)
+//	medpay cash serve|merchant   the simulated cash channel alone (WeChat Pay APIv3 subset)
 package main
 
 import (
@@ -46,12 +50,18 @@ commands:
   provider revoke           withdraw that authorisation
   notify list|show|resend   inspect and re-send notifications
   reconcile                 compare a day's ledger with the bureau's and the cash channel's journals
+  bureau serve              run the simulated bureau alone, speaking the national protocol
+  bureau institution create register a hospital or platform at that bureau
+  cash serve                run the simulated cash channel alone (WeChat Pay APIv3 subset, docs/cash.md)
+  cash merchant create      register a merchant at that channel and print its APIv3 credentials
 
 developer commands (call the open API as a hospital, through the Go SDK):
   token                     get an access token (--sub-appid: as a service provider)
   order create|query|close  place, query or close an order
   refund create|query       refund a paid order, query a refund
   sign                      compute and check a signature, find the field that differs
+  loadtest                  drive a running platform with orders, queries or payment cycles and
+                            report throughput, latency and notification lag (sizing)
 
   The developer commands take --base-url, --appid, --mch-id, --key, --secret (and --sub-appid,
   --sub-mch-id in service-provider mode), usually exported once as MEDPAY_BASE_URL, MEDPAY_APPID,
@@ -79,14 +89,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runNotify(ctx, rest, getenv, stdout, stderr)
 	case "reconcile":
 		return runReconcile(ctx, rest, getenv, stdout, stderr)
+	case "bureau":
+		return runBureau(ctx, rest, getenv, stdout, stderr)
 	case "order":
 		return runOrder(ctx, rest, getenv, stdout, stderr)
 	case "refund":
 		return runRefund(ctx, rest, getenv, stdout, stderr)
 	case "token":
 		return runToken(ctx, rest, getenv, stdout, stderr)
+	case "loadtest":
+		return runLoadtest(ctx, rest, getenv, stdout, stderr)
 	case "sign":
 		return runSign(ctx, rest, getenv, stdout, stderr)
+	case "cash":
+		return runCash(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/bureau"
 	"github.com/medpay/medpay/cash"
 	medpayhttp "github.com/medpay/medpay/http"
@@ -53,7 +54,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this address only, not on --addr (e.g. 127.0.0.1:9090)")
 	metricsToken := fs.String("metrics-token", "", "bearer token that /metrics requires (Authorization: Bearer <token>)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off by default; keep it private)")
+	bf := addBureauFlags(fs)
+	cashFlags := addCashGatewayFlags(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	// The remote cash channel's credentials are checked now; the payment saga does not use the
+	// gateway yet (it still pays the cash part through the in-process wallet).
+	if _, err := cashFlags.gateway(); err != nil {
 		return err
 	}
 	var level slog.Level
@@ -92,13 +101,35 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	now := time.Now
-	sim := bureau.New(db, now)
-	if isSandbox {
-		if err := sim.Seed(ctx); err != nil {
-			return fmt.Errorf("seed sandbox persons: %w", err)
+	bu, sim, remote, err := platformBureau(ctx, bf, db)
+	if err != nil {
+		return err
+	}
+	var bureauSandbox medpay.BureauSandbox
+	var bureauServer http.Handler
+	if sim != nil {
+		// The in-process simulator, also served at <base-url>/bureau (its authorisation page;
+		// its sandbox API in sandbox mode).
+		sim.BaseURL = *baseURL + "/bureau"
+		bureauSandbox = sim
+		if isSandbox {
+			if err := sim.Seed(ctx); err != nil {
+				return fmt.Errorf("seed sandbox persons: %w", err)
+			}
 		}
+		if bureauServer, err = bureau.NewServer(ctx, sim, bureau.ServerOptions{Sandbox: isSandbox, Logger: logger}); err != nil {
+			return err
+		}
+	} else if isSandbox {
+		bureauSandbox = remote // the simulated bureau's sandbox API
 	}
 	wallet := cash.New(db, now)
+	var cashChannel *cash.Channel // the simulated channel over APIv3, at <base-url>/cash
+	if isSandbox {
+		if cashChannel, err = sandboxCashChannel(ctx, db, *dsn, *serverKey, now, logger); err != nil {
+			return fmt.Errorf("cash channel: %w", err)
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	nm, err := notify.NewMetrics(reg, db, now)
@@ -108,7 +139,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	worker := notify.NewWorker(db, &http.Client{}, notify.Options{
 		Now: now, Logger: logger, Metrics: nm, AllowPrivate: isSandbox || *allowPrivate,
 	})
-	pay := &payment.Service{Store: store, Bureau: sim, Cash: wallet, Now: now, Logger: logger, Notify: worker.Kick}
+	pay := &payment.Service{Store: store, Bureau: bu, Cash: wallet, Now: now, Logger: logger, Notify: worker.Kick}
 	if point := getenv("MEDPAY_FAULT"); point != "" && isSandbox {
 		// Crash testing: die like kill -9 at a named point of the payment saga.
 		logger.Warn("fault injection armed", "point", point)
@@ -126,7 +157,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		AllowPrivateNotify: *allowPrivate, TrustedProxies: proxies,
 		MicropayNoPINLimit: *noPINLimit, CallbackIPs: callbackIPs,
 		MetricsElsewhere: *metricsAddr != "", MetricsToken: *metricsToken,
-	}, medpayhttp.Deps{Store: store, Payment: pay, Bureau: sim, Cash: wallet, Logger: logger, Now: now, Registry: reg})
+	}, medpayhttp.Deps{Store: store, Payment: pay, Bureau: bu, Sandbox: bureauSandbox,
+		Cities: bureau.CityList(), Cash: wallet, CashAPI: cashAPI(cashChannel), Logger: logger, Now: now, Registry: reg})
 
 	// Orders a crash left mid-saga are finished or undone before new work is taken.
 	if n, err := pay.RecoverOnce(ctx, now().Add(time.Hour), 1000); err != nil {
@@ -157,8 +189,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		metricsServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		logger.Info("metrics serving", "addr", mln.Addr().String())
 	}
+	var handler http.Handler = srv
+	if bureauServer != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/bureau/", http.StripPrefix("/bureau", bureauServer))
+		mux.Handle("/", srv)
+		handler = mux
+	}
 	httpServer := &http.Server{
-		Handler:           srv,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -168,7 +207,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
+	if *pprofAddr != "" {
+		stopPprof, err := servePprof(*pprofAddr, logger)
+		if err != nil {
+			stopBG()
+			return err
+		}
+		defer stopPprof()
+	}
 	wg.Go(func() { worker.Run(bg) })
+	if cashChannel != nil {
+		wg.Go(func() { cashChannel.RunCallbacks(bg) })
+	}
 	wg.Go(func() { every(bg, recoverEvery, func() { recoverLoop(bg, pay, logger) }) })
 	wg.Go(func() { every(bg, expireEvery, func() { housekeeping(bg, pay, store, logger) }) })
 
@@ -176,7 +226,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if isSandbox {
 		mode = "sandbox"
 	}
-	logger.Info("medpay serving", "addr", ln.Addr().String(), "base_url", *baseURL, "mode", mode, "db", sqlstore.Redact(*dsn))
+	bureauAt := "in process"
+	if remote != nil {
+		bureauAt = remote.HSA.BaseURL
+	}
+	logger.Info("medpay serving", "addr", ln.Addr().String(), "base_url", *baseURL, "mode", mode, "db", sqlstore.Redact(*dsn), "bureau", bureauAt)
 	fmt.Fprintf(stdout, "medpay serving on %s (%s, %s)\n", *baseURL, mode, db.Dialect())
 
 	errc := make(chan error, 2)
