@@ -125,9 +125,9 @@ func MedGroup(medType string) string {
 	return "outpatient"
 }
 
-// Parse parses request_content (bureau.md §2). When content is empty (or blank), or is the
-// national form (an object with payAuthNo or payOrdId and no items), the bill is one class-A item
-// of defaultFee. orderType (RegPay, DiagPay) chooses the default med_type. Every refusal is a
+// Parse parses request_content (bureau.md §2). When content is empty (or blank), is the national
+// form (an object with payAuthNo or payOrdId and no items), or is not JSON at all (a city
+// bureau's own message, XML), the bill is one class-A item of defaultFee. orderType (RegPay, DiagPay) chooses the default med_type. Every refusal is a
 // *BillError naming the item and field.
 func Parse(content, orderType string, defaultFee int64) (*Bill, error) {
 	if len(content) > MaxContentBytes {
@@ -135,6 +135,11 @@ func Parse(content, orderType string, defaultFee int64) (*Bill, error) {
 	}
 	trimmed := bytes.TrimSpace([]byte(content))
 	if len(trimmed) == 0 {
+		return defaultBill(orderType, defaultFee)
+	}
+	if trimmed[0] != '{' && trimmed[0] != '[' {
+		// Not JSON: a format the simulator does not know (a city bureau's own message, XML).
+		// It passes through and is priced like the national form.
 		return defaultBill(orderType, defaultFee)
 	}
 	var top map[string]json.RawMessage

@@ -36,13 +36,13 @@ func (s *Server) parsePlace(ctx context.Context, c *call) (*payment.PlaceRequest
 // the payer field is optional (the payment code names the payer) and there is no notify_url or
 // return_url.
 func (s *Server) parseOrder(ctx context.Context, c *call, micropay bool) (*payment.PlaceRequest, error) {
+	// The payer field is optional: without it the order is paid by 扫码付, and the payer who
+	// scans its code_url is identified on the payment page.
 	f := wire.NewFields(c.req)
 	if c.provider != nil {
-		f.String("sub_openid", 128, !micropay)
-		f.String("openid", 128, false)
-	} else {
-		f.String("openid", 128, !micropay)
+		f.String("sub_openid", 128, false)
 	}
+	f.String("openid", 128, false)
 	r := &payment.PlaceRequest{Merchant: c.hospital, Fields: businessFields(c.req)}
 	if c.provider != nil {
 		r.ProviderID = c.provider.ID

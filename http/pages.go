@@ -89,7 +89,59 @@ func (s *Server) payPage(w http.ResponseWriter, r *http.Request) {
 		s.result(w, r, o, nil)
 		return
 	}
+	// A 扫码付 order asks who pays; a page that says who pays must name the order's payer.
+	if q := r.URL.Query(); !payment.HasPayer(o) || q.Get("t") != "" || (s.cfg.Sandbox && q.Get("openid") != "") {
+		if o, ok = s.identify(w, r, o); !ok {
+			return
+		}
+	}
 	s.renderPay(w, http.StatusOK, o, "")
+}
+
+// identify finds out who opened a 扫码付 order's page — a bind link of the order's app (?t=),
+// or in the sandbox ?openid= — and makes them its payer, with the pre-settlement of their bound
+// card. ok is false when the page was answered instead (the question, or why not).
+func (s *Server) identify(w http.ResponseWriter, r *http.Request, o *medpay.Order) (*medpay.Order, bool) {
+	q := r.URL.Query()
+	appid := o.AppID
+	if o.SubAppID != "" {
+		appid = o.SubAppID
+	}
+	var openid string
+	switch {
+	case q.Get("t") != "":
+		l, ok := s.bindLink(w, r, q.Get("t"))
+		if !ok {
+			return nil, false
+		}
+		if l.AppID != appid {
+			s.render(w, http.StatusForbidden, "identify.html", &pageData{Title: "请确认付款人", Order: o, Error: "该链接不属于本医院。"})
+			return nil, false
+		}
+		openid = l.OpenID
+	case s.cfg.Sandbox && q.Get("openid") != "":
+		openid = q.Get("openid")
+	default:
+		s.render(w, http.StatusOK, "identify.html", &pageData{Title: "请确认付款人", Order: o})
+		return nil, false
+	}
+	claimed, err := s.payment.Identify(r.Context(), o.MedTransID, openid)
+	var e *medpay.Error
+	switch {
+	case err == nil && claimed.State == medpay.StateNotPay:
+		return claimed, true
+	case err == nil:
+		s.result(w, r, claimed, nil)
+	case errors.As(err, &e) && e.Code == medpay.ErrNoCard:
+		s.render(w, http.StatusConflict, "identify.html", &pageData{Title: "请确认付款人", Order: o,
+			Error: "您还没有绑定医保卡,请先在医院页面绑定医保卡后再扫码。"})
+	case errors.As(err, &e):
+		s.render(w, http.StatusConflict, "identify.html", &pageData{Title: "请确认付款人", Order: o, Error: medpay.ErrorMessage(err)})
+	default:
+		s.logger.Error("identify payer", "med_trans_id", o.MedTransID, "err", err)
+		s.render(w, http.StatusInternalServerError, "result.html", &pageData{Title: "系统繁忙", Message: "请稍后刷新重试,您的资金是安全的。"})
+	}
+	return nil, false
 }
 
 func (s *Server) renderPay(w http.ResponseWriter, status int, o *medpay.Order, msg string) {
@@ -104,6 +156,10 @@ func (s *Server) renderPay(w http.ResponseWriter, status int, o *medpay.Order, m
 func (s *Server) payConfirm(w http.ResponseWriter, r *http.Request) {
 	o, ok := s.pageOrder(w, r)
 	if !ok {
+		return
+	}
+	if o.State == medpay.StateNotPay && !payment.HasPayer(o) {
+		s.render(w, http.StatusConflict, "identify.html", &pageData{Title: "请确认付款人", Order: o})
 		return
 	}
 	if err := r.ParseForm(); err != nil {

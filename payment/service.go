@@ -184,7 +184,7 @@ func (s *Service) Place(ctx context.Context, r *PlaceRequest) (*medpay.Order, er
 		o.Step, o.StatusDesc = StepScanned, "等待用户确认支付"
 	}
 	o.LoadFields()
-	if r.PayType != medpay.PayCash {
+	if r.PayType != medpay.PayCash && HasPayer(o) { // 扫码付: at the scan (Identify)
 		if err := s.preSettle(ctx, r, o); err != nil {
 			return nil, err
 		}
