@@ -51,16 +51,26 @@ const (
 	PayCashInsurance = 3
 )
 
-// Saga steps: the recovery point recorded before each outside call, so that a restarted process
-// knows what may have happened and resumes or undoes it.
+// Step is a saga step: the recovery point recorded before each outside call, so that a
+// restarted process knows what may have happened and resumes or undoes it. Code and queries use
+// these values alone.
+type Step string
+
+// Saga steps.
 const (
-	StepNone      = ""        // nothing outside has been asked
-	StepSettle    = "settle"  // the bureau may have settled (serial SettleSerial)
-	StepCharge    = "charge"  // insurance settled (or none); the cash channel may have charged
-	StepReverse   = "reverse" // the bureau settlement must be reversed
-	StepDone      = "done"    // final
-	DefaultExpiry = 2 * time.Hour
+	StepNone    Step = ""        // nothing outside has been asked
+	StepScanned Step = "scanned" // a micropay order no step has started: waiting for the payer
+	StepSettle  Step = "settle"  // the bureau may have settled (6202 under SettleSerial)
+	StepCharge  Step = "charge"  // insurance settled (or none); the cash channel may have charged
+	StepReverse Step = "reverse" // the upload must be revoked (6401) or the settlement refunded (6203 HI)
+	StepDone    Step = "done"    // final
 )
+
+// RecoverySteps are the steps an interrupted saga is resumed from.
+var RecoverySteps = []Step{StepSettle, StepCharge, StepReverse}
+
+// DefaultExpiry is how long an unpaid order can be paid.
+const DefaultExpiry = 2 * time.Hour
 
 // Order is a registration (RegPay) or clinic (DiagPay) payment order.
 type Order struct {
@@ -112,12 +122,17 @@ type Order struct {
 	InsuranceOrderID string // bureau settlement id
 	CashOrderID      string // cash channel payment id
 	ResponseContent  string
-	Step             string
-	Attempt          int // confirmation attempt; serials of outside calls include it
-	TimeEnd          time.Time
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
-	Version          int64 // optimistic concurrency: bumped on every update
+	// The order at the bureau (national.md 6201): PayOrdID and PayToken name the upload, PayAuthNo
+	// is the payer's authorisation it was made under.
+	PayOrdID  string
+	PayToken  string
+	PayAuthNo string
+	Step      Step
+	Attempt   int // confirmation attempt; serials of outside calls include it
+	TimeEnd   time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	Version   int64 // optimistic concurrency: bumped on every update
 }
 
 // Payer returns the openid that names the payer (sub_openid in provider mode).
@@ -131,18 +146,25 @@ func (o *Order) Payer() (appid, openid string) {
 // SettleSerial is the idempotency serial of the bureau settlement for the current attempt.
 func (o *Order) SettleSerial() string { return fmt.Sprintf("%s-S%d", o.MedTransID, o.Attempt) }
 
+// ReverseSerial is the idempotency key (appRefdSn) of the 6203 refund that undoes a settlement
+// of the current attempt.
+func (o *Order) ReverseSerial() string { return fmt.Sprintf("%s-V%d", o.MedTransID, o.Attempt) }
+
 // ChargeSerial is the idempotency serial of the cash charge for the current attempt.
 func (o *Order) ChargeSerial() string { return fmt.Sprintf("%s-C%d", o.MedTransID, o.Attempt) }
 
 // CheckSplit asserts the money invariant of an order: the legs never exceed the total, the
 // insurance part is its two funds, and the figures are not negative.
 func (o *Order) CheckSplit() error {
+	legs, _ := AddFen(o.CashFee, o.InsuranceFee)
+	ceiling, _ := AddFen(o.TotalFee, o.CashAddFee)
+	funds, _ := AddFen(o.HifpPay, o.AcctPay)
 	switch {
-	case o.TotalFee <= 0 || o.CashFee < 0 || o.InsuranceFee < 0 || o.HifpPay < 0 || o.AcctPay < 0:
-		return fmt.Errorf("order %s: negative or zero amount", o.MedTransID)
-	case o.CashFee+o.InsuranceFee > o.TotalFee+o.CashAddFee:
+	case o.TotalFee <= 0 || !FeeInRange(o.TotalFee, o.CashFee, o.InsuranceFee, o.HifpPay, o.AcctPay, o.CashAddFee):
+		return fmt.Errorf("order %s: amount out of range", o.MedTransID)
+	case legs > ceiling:
 		return fmt.Errorf("order %s: cash %d + insurance %d exceeds total %d", o.MedTransID, o.CashFee, o.InsuranceFee, o.TotalFee)
-	case o.PayType != PayCash && o.HifpPay+o.AcctPay != o.InsuranceFee:
+	case o.PayType != PayCash && funds != o.InsuranceFee:
 		return fmt.Errorf("order %s: hifp %d + acct %d != insurance %d", o.MedTransID, o.HifpPay, o.AcctPay, o.InsuranceFee)
 	}
 	return nil

@@ -69,6 +69,10 @@ type Refund struct {
 	Version         int64
 }
 
+// NotifyURL is where the refund's REFUND notification goes: the notify_url of the refund
+// request, never the payment's (docs/api/notifications.md). Empty: no notification.
+func (r *Refund) NotifyURL() string { return r.Fields["notify_url"] }
+
 // BureauSerial is the idempotency serial of the bureau refund.
 func (r *Refund) BureauSerial() string { return r.MedRefundID + "-B" }
 
@@ -77,7 +81,7 @@ func (r *Refund) CashSerial() string { return r.MedRefundID + "-C" }
 
 // Check asserts the refund's money invariants.
 func (r *Refund) Check() error {
-	if r.CashRefundFee < 0 || r.InsuranceRefundFee < 0 || r.CashRefundFee+r.InsuranceRefundFee == 0 {
+	if !FeeInRange(r.CashRefundFee, r.InsuranceRefundFee, r.HifpRefund, r.AcctRefund) || r.CashRefundFee+r.InsuranceRefundFee == 0 {
 		return fmt.Errorf("refund %s: amounts %d + %d", r.MedRefundID, r.CashRefundFee, r.InsuranceRefundFee)
 	}
 	if r.InsuranceStatus == RefundLegSuccess && r.HifpRefund+r.AcctRefund != r.InsuranceRefundFee {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -43,7 +44,7 @@ func Generate(ctx context.Context, store *sqlstore.Store, merchantID int64, star
 	end := start.AddDate(0, 0, 1)
 	var rows [][]string
 	var count int
-	var total, cash, insurance, refundCash, refundIns int64
+	var total, cash, insurance, refundCash, refundIns, refunded sum
 	if billType == TypeAll || billType == TypeSuccess {
 		orders, err := store.OrdersPaidBetween(ctx, merchantID, start, end)
 		if err != nil {
@@ -52,9 +53,9 @@ func Generate(ctx context.Context, store *sqlstore.Store, merchantID int64, star
 		for _, o := range orders {
 			rows = append(rows, paymentRow(o))
 			count++
-			total += o.TotalFee
-			cash += o.CashFee
-			insurance += o.InsuranceFee
+			total.add(o.TotalFee)
+			cash.add(o.CashFee)
+			insurance.add(o.InsuranceFee)
 		}
 	}
 	if billType == TypeAll || billType == TypeRefund {
@@ -65,8 +66,10 @@ func Generate(ctx context.Context, store *sqlstore.Store, merchantID int64, star
 		for _, rr := range refunds {
 			rows = append(rows, refundRow(rr.Order, rr.Refund))
 			count++
-			refundCash += rr.Refund.CashRefundFee
-			refundIns += rr.Refund.InsuranceRefundFee
+			refundCash.add(rr.Refund.CashRefundFee)
+			refundIns.add(rr.Refund.InsuranceRefundFee)
+			refunded.add(rr.Refund.CashRefundFee)
+			refunded.add(rr.Refund.InsuranceRefundFee)
 		}
 	}
 	if count == 0 {
@@ -78,11 +81,30 @@ func Generate(ctx context.Context, store *sqlstore.Store, merchantID int64, star
 		writeRow(&b, r, true)
 	}
 	writeRow(&b, summaryHeader, false)
-	writeRow(&b, []string{fmt.Sprint(count), yuan(total), yuan(cash), yuan(insurance), yuan(refundCash + refundIns),
-		yuan(refundCash), yuan(refundIns)}, true)
+	for _, s := range []sum{total, cash, insurance, refundCash, refundIns, refunded} {
+		if s.overflow {
+			return nil, errOverflow
+		}
+	}
+	writeRow(&b, []string{fmt.Sprint(count), yuan(total.fen), yuan(cash.fen), yuan(insurance.fen), yuan(refunded.fen),
+		yuan(refundCash.fen), yuan(refundIns.fen)}, true)
 	sum := sha256.Sum256(b.Bytes())
 	b.WriteString("sha256=" + hex.EncodeToString(sum[:]) + "\n")
 	return b.Bytes(), nil
+}
+
+// errOverflow is returned rather than a bill whose totals wrapped around.
+var errOverflow = errors.New("bill: totals overflow int64")
+
+// sum is a bill total that remembers an overflow instead of wrapping around.
+type sum struct {
+	fen      int64
+	overflow bool
+}
+
+func (s *sum) add(fen int64) {
+	v, ok := medpay.AddFen(s.fen, fen)
+	s.fen, s.overflow = v, s.overflow || !ok
 }
 
 func yuan(fen int64) string { return medpay.FormatYuan(fen) }

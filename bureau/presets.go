@@ -250,3 +250,12 @@ func PolicyFor(cityID string, at time.Time) (*CityPolicy, bool) {
 
 // Cities lists the cities of the embedded presets (the coverage list).
 func Cities() []City { return defaultPolicies.Cities() }
+
+// CityList is the coverage list as the platform's pages offer it.
+func CityList() []medpay.City {
+	var out []medpay.City
+	for _, c := range Cities() {
+		out = append(out, medpay.City{Code: c.Code, Name: c.Name})
+	}
+	return out
+}

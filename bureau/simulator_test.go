@@ -51,7 +51,11 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, b *bundle)) {
 			t.Parallel()
 			db := sqlstoretest.Open(t, engine)
 			c := &clock{t: time.Date(2026, 3, 15, 10, 30, 0, 0, CST)}
-			b := &bundle{ctx: context.Background(), db: db, sim: New(db, c.now), clock: c}
+			sim, err := Open(context.Background(), db, c.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := &bundle{ctx: context.Background(), db: db, sim: sim, clock: c}
 			if err := b.sim.Seed(b.ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -69,14 +73,63 @@ func person(t *testing.T, city, scenario string) Person {
 	return p
 }
 
-// workedReq is the worked example for p at a level-3 hospital.
-func workedReq(p Person, serial string) medpay.SettleRequest {
-	return medpay.SettleRequest{Serial: serial, PsnNo: p.PsnNo, CityID: p.CityID, HospLevel: 3, OrderType: "DiagPay",
-		OrgNo: "H44030100001", RequestContent: workedContent}
+// billReq is a bill of person p uploaded under the order number ord.
+type billReq struct {
+	p       Person
+	ord     string
+	level   int
+	content string
+	fee     int64
+	city    string
 }
 
-func feeReq(p Person, serial string, fee int64) medpay.SettleRequest {
-	return medpay.SettleRequest{Serial: serial, PsnNo: p.PsnNo, CityID: p.CityID, HospLevel: 1, OrderType: "DiagPay", DefaultFee: fee}
+// workedReq is the worked example for p at a level-3 hospital.
+func workedReq(p Person, ord string) billReq {
+	return billReq{p: p, ord: ord, level: 3, content: workedContent}
+}
+
+func feeReq(p Person, ord string, fee int64) billReq {
+	return billReq{p: p, ord: ord, level: 1, fee: fee}
+}
+
+// auth is a fresh payAuthNo of p for the simulator's institution.
+func (b *bundle) auth(t *testing.T, p Person) string {
+	t.Helper()
+	a, err := b.sim.SandboxPayAuth(b.ctx, p.IDNo, medpay.ScopePay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.PayAuthNo
+}
+
+func (b *bundle) uploadReq(t *testing.T, r billReq) medpay.UploadRequest {
+	t.Helper()
+	city := r.city
+	if city == "" {
+		city = r.p.CityID
+	}
+	return medpay.UploadRequest{MedOrgOrd: r.ord, PayAuthNo: b.auth(t, r.p), PsnNo: r.p.PsnNo, CityID: city, OrgCodg: "H44030100001",
+		HospLevel: r.level, OrderType: "DiagPay", RequestContent: r.content, DefaultFee: r.fee}
+}
+
+func (b *bundle) upload(t *testing.T, r billReq) *medpay.Settlement {
+	t.Helper()
+	s, err := b.sim.Upload(b.ctx, b.uploadReq(t, r))
+	if err != nil {
+		t.Fatalf("Upload %s: %v", r.ord, err)
+	}
+	return s
+}
+
+// settle uploads r and settles it under orgBizSer r.ord+"-S".
+func (b *bundle) settle(t *testing.T, r billReq) *medpay.Settlement {
+	t.Helper()
+	up := b.upload(t, r)
+	s, err := b.sim.Settle(b.ctx, medpay.SettleRequest{PayOrdID: up.PayOrdID, PayToken: up.PayToken, OrgBizSer: r.ord + "-S"})
+	if err != nil {
+		t.Fatalf("Settle %s: %v", r.ord, err)
+	}
+	return s
 }
 
 func (b *bundle) balance(t *testing.T, psnNo string) int64 {
@@ -101,13 +154,9 @@ func (b *bundle) accumulators(t *testing.T, psnNo string, year int) map[string][
 	return m
 }
 
-func (b *bundle) settle(t *testing.T, req medpay.SettleRequest) *medpay.Settlement {
-	t.Helper()
-	s, err := b.sim.Settle(b.ctx, req)
-	if err != nil {
-		t.Fatalf("Settle %s: %v", req.Serial, err)
-	}
-	return s
+// hi is the 6203 HI refund of a whole settlement's insured part.
+func hi(st *medpay.Settlement, sn string) medpay.RefundRequest {
+	return medpay.RefundRequest{PayOrdID: st.PayOrdID, AppRefdSn: sn, RefdType: medpay.RefundHI, HifpPay: st.HifpPay, AcctPay: st.AcctPay}
 }
 
 func wantCode(t *testing.T, err error, code, msgPart string) {
@@ -138,7 +187,11 @@ func TestSeedIdempotentAndConcurrent(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { db.Close() })
-				sims = append(sims, New(db, nil))
+				sim, err := Open(ctx, db, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sims = append(sims, sim)
 			}
 			var wg sync.WaitGroup
 			errs := make(chan error, 4)
@@ -153,9 +206,8 @@ func TestSeedIdempotentAndConcurrent(t *testing.T) {
 				}
 			}
 			p := person(t, "440300", ScenarioEmployee)
-			if _, err := sims[0].Settle(ctx, feeReq(p, "seed-1", 100_00)); err != nil {
-				t.Fatal(err)
-			}
+			b := &bundle{ctx: ctx, sim: sims[0]}
+			b.settle(t, feeReq(p, "seed-1", 100_00))
 			before, _ := sims[0].Balance(ctx, p.PsnNo)
 			if err := sims[1].Seed(ctx); err != nil {
 				t.Fatal(err)
@@ -201,12 +253,12 @@ func TestAddPersonsValidates(t *testing.T) {
 	})
 }
 
-func TestVerifyIdentity(t *testing.T) {
+func TestIdentify(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, b *bundle) {
 		p := person(t, "510100", ScenarioRetiree)
 		id := medpay.Identity{Name: p.Name, IDNo: p.IDNo, CardNo: p.CardNo, CityID: p.CityID}
-		got, err := b.sim.VerifyIdentity(b.ctx, id)
+		got, err := b.sim.Identify(b.ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -219,12 +271,12 @@ func TestVerifyIdentity(t *testing.T) {
 		if strings.HasSuffix(p.IDNo, "X") {
 			id2 := id
 			id2.IDNo = " " + strings.ToLower(p.IDNo)
-			if _, err := b.sim.VerifyIdentity(b.ctx, id2); err != nil {
+			if _, err := b.sim.Identify(b.ctx, id2); err != nil {
 				t.Fatal(err)
 			}
 		}
 		s := person(t, "510100", ScenarioSuspended)
-		got, err = b.sim.VerifyIdentity(b.ctx, medpay.Identity{Name: s.Name, IDNo: s.IDNo, CardNo: s.CardNo, CityID: s.CityID})
+		got, err = b.sim.Identify(b.ctx, medpay.Identity{Name: s.Name, IDNo: s.IDNo, CardNo: s.CardNo, CityID: s.CityID})
 		if err != nil || got.Status != StatusSuspended {
 			t.Fatalf("suspended person: %+v, %v", got, err)
 		}
@@ -251,7 +303,7 @@ func TestVerifyIdentity(t *testing.T) {
 		for _, tt := range tests {
 			id2 := id
 			tt.edit(&id2)
-			_, err := b.sim.VerifyIdentity(b.ctx, id2)
+			_, err := b.sim.Identify(b.ctx, id2)
 			wantCode(t, err, medpay.ErrIdentityMismatch, tt.msg)
 			if strings.Contains(err.Error(), id2.IDNo) && len(id2.IDNo) == 18 {
 				t.Errorf("%s: message echoes the ID number: %v", tt.name, err)
@@ -260,15 +312,13 @@ func TestVerifyIdentity(t *testing.T) {
 	})
 }
 
-func TestPreSettleWorkedExample(t *testing.T) {
+func TestUploadWorkedExample(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, b *bundle) {
 		p := person(t, "440300", ScenarioEmployee)
-		s, err := b.sim.PreSettle(b.ctx, workedReq(p, ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.SetlID != "" || s.MedfeeSumamt != 6500 || s.HifpPay != 3207 || s.AcctPay != 3293 || s.PsnCashPay != 0 || s.Insurance() != 6500 {
+		s := b.upload(t, workedReq(p, "pw-1"))
+		if s.SetlID != "" || s.PayOrdID == "" || s.PayToken == "" || s.OrdStas != medpay.OrdUploaded || s.MedfeeSumamt != 6500 ||
+			s.HifpPay != 3207 || s.AcctPay != 3293 || s.PsnCashPay != 0 || s.Insurance() != 6500 {
 			t.Fatalf("pre-settlement %+v", s)
 		}
 		if got := b.balance(t, p.PsnNo); got != 2000_00 {
@@ -277,10 +327,36 @@ func TestPreSettleWorkedExample(t *testing.T) {
 		if acc := b.accumulators(t, p.PsnNo, 2026); len(acc) != 0 {
 			t.Fatalf("pre-settlement moved accumulators: %v", acc)
 		}
-		// PreSettle is what Settle then does.
-		st := b.settle(t, workedReq(p, "pw-1"))
-		if st.HifpPay != s.HifpPay || st.AcctPay != s.AcctPay || st.PsnCashPay != s.PsnCashPay || st.SetlID == "" {
-			t.Fatalf("settlement %+v differs from pre-settlement %+v", st, s)
+		// The same order with the same content is the same upload; with another content refused.
+		again := b.upload(t, workedReq(p, "pw-1"))
+		if again.PayOrdID != s.PayOrdID || again.PayToken != s.PayToken {
+			t.Fatalf("re-upload %+v, first %+v", again, s)
+		}
+		_, err := b.sim.Upload(b.ctx, b.uploadReq(t, feeReq(p, "pw-1", 100)))
+		wantCode(t, err, medpay.ErrBureauRejected, "内容不同")
+		// Another institution has its own order numbers.
+		other := b.sim.As("another0institution01")
+		a, err := other.SandboxPayAuth(b.ctx, p.IDNo, medpay.ScopePay)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := b.uploadReq(t, feeReq(p, "pw-1", 100))
+		if _, err := other.Upload(b.ctx, req); medpay.ErrorCode(err) != medpay.ErrBureauRejected {
+			t.Fatalf("upload with another institution's payAuthNo: %v", err)
+		}
+		req.PayAuthNo = a.PayAuthNo
+		o2, err := other.Upload(b.ctx, req)
+		if err != nil || o2.PayOrdID == s.PayOrdID {
+			t.Fatalf("other institution: %+v, %v", o2, err)
+		}
+		if _, err := other.Query(b.ctx, medpay.OrderRef{PayOrdID: s.PayOrdID}); medpay.ErrorCode(err) != medpay.ErrBureauRejected {
+			t.Fatalf("query of another institution's order: %v", err)
+		}
+		// Settle is what Upload said.
+		st, err := b.sim.Settle(b.ctx, medpay.SettleRequest{PayOrdID: s.PayOrdID, PayToken: s.PayToken, OrgBizSer: "pw-1-S"})
+		if err != nil || st.HifpPay != s.HifpPay || st.AcctPay != s.AcctPay || st.PsnCashPay != s.PsnCashPay || st.SetlID == "" ||
+			st.OrdStas != medpay.OrdSettled {
+			t.Fatalf("settlement %+v (%v) differs from pre-settlement %+v", st, err, s)
 		}
 	})
 }
@@ -325,7 +401,7 @@ func TestResponseContent(t *testing.T) {
 	})
 }
 
-func TestPreSettleRejects(t *testing.T) {
+func TestUploadRejects(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, b *bundle) {
 		p := person(t, "440300", ScenarioEmployee)
@@ -333,30 +409,38 @@ func TestPreSettleRejects(t *testing.T) {
 		badBill := `{"items":[{"class":"A","price":100,"qty":1},{"class":"B","price":100,"qty":0}]}`
 		tests := []struct {
 			name string
-			req  medpay.SettleRequest
+			req  billReq
 			msg  string
 		}{
-			{"suspended", workedReq(susp, ""), "参保状态暂停"},
-			{"bad bill", medpay.SettleRequest{PsnNo: p.PsnNo, CityID: p.CityID, HospLevel: 1, RequestContent: badBill}, "items[1].qty"},
-			{"zero bill", feeReq(p, "", 0), "费用总额为 0"},
-			{"negative fee", feeReq(p, "", -5), "负数"},
-			{"other city", medpay.SettleRequest{PsnNo: p.PsnNo, CityID: "440100", HospLevel: 1, DefaultFee: 100}, "广州"},
-			{"hospital level", medpay.SettleRequest{PsnNo: p.PsnNo, CityID: p.CityID, HospLevel: 4, DefaultFee: 100}, "医院等级"},
-			{"unknown person", medpay.SettleRequest{PsnNo: "nobody", DefaultFee: 100}, "不存在"},
+			{"suspended", workedReq(susp, "r1"), "参保状态暂停"},
+			{"bad bill", billReq{p: p, ord: "r2", level: 1, content: badBill}, "items[1].qty"},
+			{"zero bill", feeReq(p, "r3", 0), "费用总额为 0"},
+			{"negative fee", feeReq(p, "r4", -5), "负数"},
+			{"other city", billReq{p: p, ord: "r5", level: 1, fee: 100, city: "440100"}, "广州"},
+			{"hospital level", billReq{p: p, ord: "r6", level: 4, fee: 100}, "医院等级"},
 		}
 		for _, tt := range tests {
-			_, err := b.sim.PreSettle(b.ctx, tt.req)
-			wantCode(t, err, medpay.ErrBureauRejected, tt.msg)
-			tt.req.Serial = "rej-" + tt.name
-			_, err = b.sim.Settle(b.ctx, tt.req)
+			_, err := b.sim.Upload(b.ctx, b.uploadReq(t, tt.req))
 			wantCode(t, err, medpay.ErrBureauRejected, tt.msg)
 		}
+		req := b.uploadReq(t, feeReq(p, "r7", 100))
+		req.PayAuthNo = "PAforged"
+		_, err := b.sim.Upload(b.ctx, req)
+		wantCode(t, err, medpay.ErrBureauRejected, "payAuthNo")
+		req = b.uploadReq(t, feeReq(p, "r8", 100))
+		req.PsnNo = susp.PsnNo
+		_, err = b.sim.Upload(b.ctx, req)
+		wantCode(t, err, medpay.ErrBureauRejected, "payAuthNo")
+		req = b.uploadReq(t, feeReq(p, "", 100))
+		_, err = b.sim.Upload(b.ctx, req)
+		wantCode(t, err, medpay.ErrBureauRejected, "medOrgOrd")
+		// A payAuthNo of scope pay lasts 24 hours.
+		req = b.uploadReq(t, feeReq(p, "r9", 100))
+		b.clock.set(b.clock.now().Add(PayAuthTTL))
+		_, err = b.sim.Upload(b.ctx, req)
+		wantCode(t, err, medpay.ErrBureauRejected, "过期")
 		if got := b.balance(t, susp.PsnNo); got != 2000_00 {
 			t.Fatalf("suspended balance %d", got)
-		}
-		// An empty CityID means the person's city.
-		if _, err := b.sim.PreSettle(b.ctx, medpay.SettleRequest{PsnNo: p.PsnNo, HospLevel: 1, DefaultFee: 100}); err != nil {
-			t.Fatal(err)
 		}
 	})
 }
@@ -365,35 +449,37 @@ func TestSettleIdempotent(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, b *bundle) {
 		p := person(t, "440300", ScenarioEmployee)
-		first := b.settle(t, workedReq(p, "idem-1"))
+		up := b.upload(t, workedReq(p, "idem-1"))
+		req := medpay.SettleRequest{PayOrdID: up.PayOrdID, PayToken: up.PayToken, OrgBizSer: "biz-1"}
+		first, err := b.sim.Settle(b.ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
 		b.clock.set(b.clock.now().Add(time.Minute))
-		second := b.settle(t, workedReq(p, "idem-1"))
-		if diff := cmp.Diff(first, second); diff != "" {
+		second, err := b.sim.Settle(b.ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(first, second, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
 			t.Fatalf("replay differs (-first +second):\n%s", diff)
 		}
 		if got := b.balance(t, p.PsnNo); got != 2000_00-3293 {
 			t.Fatalf("balance %d, debited more than once", got)
 		}
-		q, err := b.sim.QuerySettlement(b.ctx, "idem-1")
-		if err != nil || q.SetlID != first.SetlID {
+		q, err := b.sim.Query(b.ctx, medpay.OrderRef{PayOrdID: up.PayOrdID, PayToken: up.PayToken})
+		if err != nil || q.SetlID != first.SetlID || q.OrdStas != medpay.OrdSettled {
 			t.Fatalf("query: %+v, %v", q, err)
 		}
-		// The same serial for another bill is a conflict.
-		_, err = b.sim.Settle(b.ctx, feeReq(p, "idem-1", 100))
-		if !errors.Is(err, medpay.ErrConflict) {
-			t.Fatalf("reuse of a serial: %v", err)
-		}
-		other := person(t, "440300", ScenarioRetiree)
-		_, err = b.sim.Settle(b.ctx, workedReq(other, "idem-1"))
-		if !errors.Is(err, medpay.ErrConflict) {
-			t.Fatalf("reuse of a serial for another person: %v", err)
-		}
-		if _, err := b.sim.QuerySettlement(b.ctx, "never"); !errors.Is(err, medpay.ErrNotFound) {
-			t.Fatalf("query of nothing: %v", err)
-		}
-		if _, err := b.sim.Settle(b.ctx, workedReq(p, "")); medpay.ErrorCode(err) != medpay.ErrBureauRejected {
-			t.Fatalf("empty serial: %v", err)
-		}
+		// A second settle under another orgBizSer is refused; so are a wrong token and no order.
+		_, err = b.sim.Settle(b.ctx, medpay.SettleRequest{PayOrdID: up.PayOrdID, PayToken: up.PayToken, OrgBizSer: "biz-2"})
+		wantCode(t, err, medpay.ErrBureauRejected, "已结算")
+		_, err = b.sim.Settle(b.ctx, medpay.SettleRequest{PayOrdID: up.PayOrdID, PayToken: "wrong", OrgBizSer: "biz-1"})
+		wantCode(t, err, medpay.ErrBureauRejected, "payToken")
+		_, err = b.sim.Settle(b.ctx, medpay.SettleRequest{PayOrdID: "nothing", OrgBizSer: "biz-3"})
+		wantCode(t, err, medpay.ErrBureauRejected, "不存在")
+		_, err = b.sim.Settle(b.ctx, medpay.SettleRequest{PayOrdID: up.PayOrdID})
+		wantCode(t, err, medpay.ErrBureauRejected, "orgBizSer")
+		wantCode(t, b.sim.Revoke(b.ctx, medpay.OrderRef{PayOrdID: up.PayOrdID}), medpay.ErrBureauRejected, "请退款")
 	})
 }
 
@@ -401,7 +487,12 @@ func TestSettleConcurrentOnce(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, b *bundle) {
 		p := person(t, "510100", ScenarioEmployee)
-		req := feeReq(p, "conc-1", 500_00)
+		up := b.upload(t, feeReq(p, "conc-1", 500_00))
+		req := medpay.SettleRequest{PayOrdID: up.PayOrdID, PayToken: up.PayToken, OrgBizSer: "conc-1-S"}
+		others := make([]*medpay.Settlement, 4)
+		for i := range others {
+			others[i] = b.upload(t, feeReq(p, fmt.Sprintf("conc-other-%d", i), 10_00))
+		}
 		const n = 16
 		results := make([]*medpay.Settlement, n)
 		errs := make([]error, n)
@@ -409,10 +500,10 @@ func TestSettleConcurrentOnce(t *testing.T) {
 		for i := range n {
 			wg.Go(func() { results[i], errs[i] = b.sim.Settle(b.ctx, req) })
 		}
-		// Meanwhile other serials of the same person, to contend for the account.
-		for i := range 4 {
+		// Meanwhile other orders of the same person, to contend for the account.
+		for i, o := range others {
 			wg.Go(func() {
-				if _, err := b.sim.Settle(b.ctx, feeReq(p, fmt.Sprintf("conc-other-%d", i), 10_00)); err != nil {
+				if _, err := b.sim.Settle(b.ctx, medpay.SettleRequest{PayOrdID: o.PayOrdID, OrgBizSer: fmt.Sprintf("o-%d", i)}); err != nil {
 					t.Error(err)
 				}
 			})
@@ -425,13 +516,6 @@ func TestSettleConcurrentOnce(t *testing.T) {
 			if results[i].SetlID != results[0].SetlID || results[i].AcctPay != results[0].AcctPay {
 				t.Fatalf("call %d: %+v, call 0: %+v", i, results[i], results[0])
 			}
-		}
-		var n1 int
-		if err := b.db.SQL().QueryRowContext(b.ctx, `SELECT COUNT(*) FROM bureau_settlements WHERE psn_no = $1`, p.PsnNo).Scan(&n1); err != nil {
-			t.Fatal(err)
-		}
-		if n1 != 5 {
-			t.Fatalf("%d settlements, want 5", n1)
 		}
 		// 成都 employee: deductible 200 元 first, then 60 %. Whatever the order, the four 10 元 bills
 		// and the 500 元 bill together use the 200 元 deductible and pay 60 % of the remaining 340 元.
@@ -462,18 +546,15 @@ func TestAccumulatorsAcrossSettlementsAndYears(t *testing.T) {
 			t.Fatalf("accumulators %v", acc)
 		}
 		// Chronic (14) has accumulators of its own.
-		chronic := medpay.SettleRequest{Serial: "acc-3", PsnNo: p.PsnNo, CityID: p.CityID, HospLevel: 1, OrderType: "DiagPay",
-			RequestContent: `{"med_type":"14","items":[{"class":"A","price":10000,"qty":1}]}`}
+		chronic := billReq{p: p, ord: "acc-3", level: 1, content: `{"med_type":"14","items":[{"class":"A","price":10000,"qty":1}]}`}
 		if s := b.settle(t, chronic); s.HifpPay != 0 {
 			t.Fatalf("chronic bill used the outpatient deductible: %+v", s)
 		}
 		// Pool limit: 2 000 元 a year; 60 % of a 4 000 元 bill is 2 400 元, capped at the 1 940 元 left.
-		s4 := b.settle(t, feeReq(p, "acc-4", 4000_00))
-		if s4.HifpPay != 1940_00 {
+		if s4 := b.settle(t, feeReq(p, "acc-4", 4000_00)); s4.HifpPay != 1940_00 {
 			t.Fatalf("limit: %+v", s4)
 		}
-		s5 := b.settle(t, feeReq(p, "acc-5", 100_00))
-		if s5.HifpPay != 0 {
+		if s5 := b.settle(t, feeReq(p, "acc-5", 100_00)); s5.HifpPay != 0 {
 			t.Fatalf("limit reached: %+v", s5)
 		}
 		if acc := b.accumulators(t, p.PsnNo, 2026); acc["outpatient"] != [2]int64{200_00, 2000_00} {
@@ -481,15 +562,14 @@ func TestAccumulatorsAcrossSettlementsAndYears(t *testing.T) {
 		}
 		// A new year (CST): deductible and limit start again.
 		b.clock.set(time.Date(2026, 12, 31, 16, 0, 0, 0, time.UTC)) // 2027-01-01 00:00 CST
-		s6 := b.settle(t, feeReq(p, "acc-6", 300_00))
-		if s6.HifpPay != 60_00 {
+		if s6 := b.settle(t, feeReq(p, "acc-6", 300_00)); s6.HifpPay != 60_00 {
 			t.Fatalf("new year: %+v", s6)
 		}
 		if acc := b.accumulators(t, p.PsnNo, 2027); acc["outpatient"] != [2]int64{200_00, 60_00} {
 			t.Fatalf("2027 accumulators %v", acc)
 		}
-		// Refunding last year's settlement restores last year's accumulators.
-		if _, err := b.sim.Refund(b.ctx, "acc-2-r", "acc-2"); err != nil {
+		// Refunding last year's settlement in full restores last year's accumulators.
+		if _, err := b.sim.Refund(b.ctx, hi(s2, "acc-2-r")); err != nil {
 			t.Fatal(err)
 		}
 		if acc := b.accumulators(t, p.PsnNo, 2026); acc["outpatient"] != [2]int64{150_00, 1940_00} {
@@ -498,87 +578,62 @@ func TestAccumulatorsAcrossSettlementsAndYears(t *testing.T) {
 	})
 }
 
-func TestReverseRestoresExactly(t *testing.T) {
-	t.Parallel()
-	forEachEngine(t, func(t *testing.T, b *bundle) {
-		p := person(t, "510100", ScenarioRetiree)
-		b.settle(t, feeReq(p, "rev-0", 100_00))
-		balance0, acc0 := b.balance(t, p.PsnNo), b.accumulators(t, p.PsnNo, 2026)
-		st := b.settle(t, workedReq(p, "rev-1"))
-		if b.balance(t, p.PsnNo) != balance0-st.AcctPay {
-			t.Fatal("not debited")
-		}
-		for range 2 { // idempotent
-			if err := b.sim.Reverse(b.ctx, "rev-1"); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if got := b.balance(t, p.PsnNo); got != balance0 {
-			t.Fatalf("balance %d, want %d", got, balance0)
-		}
-		if diff := cmp.Diff(acc0, b.accumulators(t, p.PsnNo, 2026)); diff != "" {
-			t.Fatalf("accumulators (-before +after):\n%s", diff)
-		}
-		if _, err := b.sim.QuerySettlement(b.ctx, "rev-1"); !errors.Is(err, medpay.ErrNotFound) {
-			t.Fatalf("query of a reversed settlement: %v", err)
-		}
-		if state, _ := b.sim.SettlementState(b.ctx, "rev-1"); state != StateReversed {
-			t.Fatalf("state %s", state)
-		}
-		// Settling the reversed serial again is refused.
-		_, err := b.sim.Settle(b.ctx, workedReq(p, "rev-1"))
-		wantCode(t, err, medpay.ErrBureauRejected, "已冲正")
-		if _, err := b.sim.Refund(b.ctx, "rev-1-r", "rev-1"); !errors.Is(err, medpay.ErrNotFound) {
-			t.Fatalf("refund of a reversed settlement: %v", err)
-		}
-	})
-}
-
-func TestReverseUnknownSerialTombstone(t *testing.T) {
+// TestRevoke: an upload revoked before it is settled refuses the late settle (6202 after 6401),
+// and revoking is idempotent.
+func TestRevoke(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, b *bundle) {
 		p := person(t, "440300", ScenarioEmployee)
+		up := b.upload(t, workedReq(p, "rev-1"))
+		ref := medpay.OrderRef{PayOrdID: up.PayOrdID, PayToken: up.PayToken}
 		for range 2 {
-			if err := b.sim.Reverse(b.ctx, "tomb-1"); err != nil {
+			if err := b.sim.Revoke(b.ctx, ref); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if state, _ := b.sim.SettlementState(b.ctx, "tomb-1"); state != StateTombstone {
-			t.Fatalf("state %q", state)
+		_, err := b.sim.Settle(b.ctx, medpay.SettleRequest{PayOrdID: up.PayOrdID, PayToken: up.PayToken, OrgBizSer: "rev-1-S"})
+		wantCode(t, err, medpay.ErrBureauRejected, "已撤销")
+		q, err := b.sim.Query(b.ctx, ref)
+		if err != nil || q.OrdStas != medpay.OrdRevoked {
+			t.Fatalf("query: %+v, %v", q, err)
 		}
-		_, err := b.sim.Settle(b.ctx, workedReq(p, "tomb-1"))
-		wantCode(t, err, medpay.ErrBureauRejected, "已冲正")
-		if _, err := b.sim.QuerySettlement(b.ctx, "tomb-1"); !errors.Is(err, medpay.ErrNotFound) {
-			t.Fatalf("query of a tombstone: %v", err)
-		}
+		_, err = b.sim.Refund(b.ctx, hi(up, "rev-1-r"))
+		wantCode(t, err, medpay.ErrBureauRejected, "未结算")
+		wantCode(t, b.sim.Revoke(b.ctx, medpay.OrderRef{PayOrdID: up.PayOrdID, PayToken: "x"}), medpay.ErrBureauRejected, "payToken")
 		if got := b.balance(t, p.PsnNo); got != 2000_00 {
 			t.Fatalf("balance %d", got)
 		}
 	})
 }
 
-// TestSettleReverseRace: a settle and a reverse of one serial at the same time end either with the
-// settle refused, or with the settlement reversed; never with money taken.
-func TestSettleReverseRace(t *testing.T) {
+// TestSettleRevokeRace: a settle and a revoke of one order at the same time end with the order
+// either revoked with nothing taken, or settled with the revoke refused.
+func TestSettleRevokeRace(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, b *bundle) {
 		p := person(t, "440300", ScenarioEmployee)
+		var settled int64
 		for i := range 10 {
-			serial := fmt.Sprintf("race-%d", i)
+			up := b.upload(t, feeReq(p, fmt.Sprintf("race-%d", i), 100))
 			var wg sync.WaitGroup
-			wg.Go(func() { b.sim.Settle(b.ctx, workedReq(p, serial)) })
+			var serr, rerr error
 			wg.Go(func() {
-				if err := b.sim.Reverse(b.ctx, serial); err != nil {
-					t.Error(err)
-				}
+				_, serr = b.sim.Settle(b.ctx, medpay.SettleRequest{PayOrdID: up.PayOrdID, OrgBizSer: fmt.Sprintf("race-%d-S", i)})
 			})
+			wg.Go(func() { rerr = b.sim.Revoke(b.ctx, medpay.OrderRef{PayOrdID: up.PayOrdID}) })
 			wg.Wait()
-			if state, _ := b.sim.SettlementState(b.ctx, serial); state != StateTombstone && state != StateReversed {
-				t.Fatalf("%s: state %s", serial, state)
+			state, _ := b.sim.OrderState(b.ctx, up.PayOrdID)
+			switch {
+			case state == medpay.OrdRevoked && rerr == nil && serr != nil:
+			case state == medpay.OrdSettled && serr == nil && rerr != nil:
+				settled++
+			default:
+				t.Fatalf("race %d: state %d, settle %v, revoke %v", i, state, serr, rerr)
 			}
 		}
-		if got := b.balance(t, p.PsnNo); got != 2000_00 {
-			t.Fatalf("balance %d", got)
+		// 深圳 level 1: the account pays 25 % of each 1 元 bill settled.
+		if got := b.balance(t, p.PsnNo); got != 2000_00-settled*25 {
+			t.Fatalf("balance %d with %d settled", got, settled)
 		}
 	})
 }
@@ -590,11 +645,11 @@ func TestRefund(t *testing.T) {
 		balance0 := b.balance(t, p.PsnNo)
 		st := b.settle(t, workedReq(p, "ref-s1"))
 		b.clock.set(b.clock.now().Add(24 * time.Hour))
-		r, err := b.sim.Refund(b.ctx, "ref-r1", "ref-s1")
+		r, err := b.sim.Refund(b.ctx, hi(st, "ref-r1"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Serial != "ref-r1" || r.HifpPay != st.HifpPay || r.AcctPay != st.AcctPay || r.RefundID == "" {
+		if r.AppRefdSn != "ref-r1" || r.HifpPay != st.HifpPay || r.AcctPay != st.AcctPay || r.RefundID == "" {
 			t.Fatalf("refund %+v of %+v", r, st)
 		}
 		if got := b.balance(t, p.PsnNo); got != balance0 {
@@ -603,38 +658,84 @@ func TestRefund(t *testing.T) {
 		if acc := b.accumulators(t, p.PsnNo, 2026); acc["outpatient"] != [2]int64{0, 0} {
 			t.Fatalf("accumulators %v", acc)
 		}
-		again, err := b.sim.Refund(b.ctx, "ref-r1", "ref-s1")
+		again, err := b.sim.Refund(b.ctx, hi(st, "ref-r1"))
 		if err != nil || *again != *r {
 			t.Fatalf("replay: %+v, %v", again, err)
 		}
-		q, err := b.sim.QueryRefund(b.ctx, "ref-r1")
-		if err != nil || *q != *r {
-			t.Fatalf("query: %+v, %v", q, err)
-		}
-		_, err = b.sim.Refund(b.ctx, "ref-r2", "ref-s1")
+		_, err = b.sim.Refund(b.ctx, hi(st, "ref-r2"))
 		wantCode(t, err, medpay.ErrRefundExceeds, "已全额退款")
 		if got := b.balance(t, p.PsnNo); got != balance0 {
 			t.Fatalf("balance %d after a second refund", got)
 		}
-		// A refunded settlement is still one that was settled.
-		qs, err := b.sim.QuerySettlement(b.ctx, "ref-s1")
-		if err != nil || qs.SetlID != st.SetlID {
+		// A refunded settlement is still one that was settled (no cash part: refunded in full).
+		qs, err := b.sim.Query(b.ctx, medpay.OrderRef{PayOrdID: st.PayOrdID})
+		if err != nil || qs.SetlID != st.SetlID || qs.OrdStas != medpay.OrdRefunded {
 			t.Fatalf("query settlement: %+v, %v", qs, err)
 		}
-		if state, _ := b.sim.SettlementState(b.ctx, "ref-s1"); state != StateRefunded {
-			t.Fatalf("state %s", state)
-		}
-		wantCode(t, b.sim.Reverse(b.ctx, "ref-s1"), medpay.ErrBureauRejected, "已退款")
-		// Serial reused for another settlement; unknown settlement.
-		b.settle(t, feeReq(p, "ref-s2", 100))
-		if _, err := b.sim.Refund(b.ctx, "ref-r1", "ref-s2"); !errors.Is(err, medpay.ErrConflict) {
+		wantCode(t, b.sim.Revoke(b.ctx, medpay.OrderRef{PayOrdID: st.PayOrdID}), medpay.ErrBureauRejected, "请退款")
+		// The appRefdSn reused for other amounts or another order is a conflict.
+		st2 := b.settle(t, feeReq(p, "ref-s2", 100))
+		if _, err := b.sim.Refund(b.ctx, hi(st2, "ref-r1")); !errors.Is(err, medpay.ErrConflict) {
 			t.Fatalf("refund serial reuse: %v", err)
 		}
-		if _, err := b.sim.Refund(b.ctx, "ref-r3", "nothing"); !errors.Is(err, medpay.ErrNotFound) {
-			t.Fatalf("refund of nothing: %v", err)
+		_, err = b.sim.Refund(b.ctx, medpay.RefundRequest{PayOrdID: "nothing", AppRefdSn: "ref-r3", RefdType: medpay.RefundHI, HifpPay: 1})
+		wantCode(t, err, medpay.ErrBureauRejected, "不存在")
+	})
+}
+
+// TestRefundTypes applies the component rules of 6203: ALL equals every component; CASH carries
+// cash only; HI no cash; nothing above what is left.
+func TestRefundTypes(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, b *bundle) {
+		p := person(t, "440300", ScenarioAcctEmpty) // worked example: hifp 3207, cash 3293
+		st := b.settle(t, workedReq(p, "rt-1"))
+		if st.HifpPay != 3207 || st.AcctPay != 0 || st.PsnCashPay != 3293 {
+			t.Fatalf("settlement %+v", st)
 		}
-		if _, err := b.sim.QueryRefund(b.ctx, "ref-r3"); !errors.Is(err, medpay.ErrNotFound) {
-			t.Fatalf("query of no refund: %v", err)
+		req := func(sn, typ string, hifp, acct, cash int64) medpay.RefundRequest {
+			return medpay.RefundRequest{PayOrdID: st.PayOrdID, AppRefdSn: sn, RefdType: typ, HifpPay: hifp, AcctPay: acct, CashPay: cash}
+		}
+		refused := []struct {
+			r    medpay.RefundRequest
+			code string
+			msg  string
+		}{
+			{req("x1", medpay.RefundAll, 3207, 0, 3000), medpay.ErrBureauRejected, "ALL"},
+			{req("x2", medpay.RefundCash, 1, 0, 100), medpay.ErrBureauRejected, "CASH"},
+			{req("x3", medpay.RefundHI, 100, 0, 1), medpay.ErrBureauRejected, "HI"},
+			{req("x4", medpay.RefundHI, 3208, 0, 0), medpay.ErrRefundExceeds, "超过"},
+			{req("x5", "PART", 1, 0, 0), medpay.ErrBureauRejected, "refdType"},
+		}
+		for _, tt := range refused {
+			_, err := b.sim.Refund(b.ctx, tt.r)
+			wantCode(t, err, tt.code, tt.msg)
+		}
+		if _, err := b.sim.Refund(b.ctx, req("c1", medpay.RefundCash, 0, 0, 1293)); err != nil {
+			t.Fatal(err)
+		}
+		// ALL after a part refund no longer equals the original.
+		_, err := b.sim.Refund(b.ctx, req("a1", medpay.RefundAll, 3207, 0, 3293))
+		wantCode(t, err, medpay.ErrBureauRejected, "ALL")
+		if _, err := b.sim.Refund(b.ctx, req("h1", medpay.RefundHI, 3207, 0, 0)); err != nil {
+			t.Fatal(err)
+		}
+		_, err = b.sim.Refund(b.ctx, req("c2", medpay.RefundCash, 0, 0, 2001))
+		wantCode(t, err, medpay.ErrRefundExceeds, "超过")
+		if _, err := b.sim.Refund(b.ctx, req("c3", medpay.RefundCash, 0, 0, 2000)); err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := b.sim.OrderState(b.ctx, st.PayOrdID); s != medpay.OrdRefunded {
+			t.Fatalf("state %d after refunding everything", s)
+		}
+		// ALL in one go on another settlement.
+		st2 := b.settle(t, workedReq(p, "rt-2"))
+		if _, err := b.sim.Refund(b.ctx, medpay.RefundRequest{PayOrdID: st2.PayOrdID, AppRefdSn: "all", RefdType: medpay.RefundAll,
+			HifpPay: st2.HifpPay, AcctPay: st2.AcctPay, CashPay: st2.PsnCashPay}); err != nil {
+			t.Fatal(err)
+		}
+		if acc := b.accumulators(t, p.PsnNo, 2026); acc["outpatient"] != [2]int64{0, 0} {
+			t.Fatalf("accumulators %v", acc)
 		}
 	})
 }
@@ -643,11 +744,11 @@ func TestRefundConcurrentOnce(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, b *bundle) {
 		p := person(t, "440300", ScenarioRetiree)
-		b.settle(t, workedReq(p, "rc-s"))
+		st := b.settle(t, workedReq(p, "rc-s"))
 		var wg sync.WaitGroup
 		errs := make([]error, 8)
 		for i := range 8 {
-			wg.Go(func() { _, errs[i] = b.sim.Refund(b.ctx, fmt.Sprintf("rc-r%d", i%2), "rc-s") })
+			wg.Go(func() { _, errs[i] = b.sim.Refund(b.ctx, hi(st, fmt.Sprintf("rc-r%d", i%2))) })
 		}
 		wg.Wait()
 		var ok, exceeds int
@@ -662,7 +763,7 @@ func TestRefundConcurrentOnce(t *testing.T) {
 			}
 		}
 		if ok != 4 || exceeds != 4 {
-			t.Fatalf("%d refunds answered, %d exceeded; want one serial winning 4 and the other refused 4 times", ok, exceeds)
+			t.Fatalf("%d refunds answered, %d exceeded; want one appRefdSn winning 4 and the other refused 4 times", ok, exceeds)
 		}
 		if got := b.balance(t, p.PsnNo); got != 5000_00 {
 			t.Fatalf("balance %d", got)
@@ -674,36 +775,24 @@ func TestScenarioBureauTimeout(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, b *bundle) {
 		p := person(t, "440300", ScenarioBureauTimeout)
-		if _, err := b.sim.PreSettle(b.ctx, workedReq(p, "")); err != nil {
-			t.Fatalf("pre-settlement: %v", err)
-		}
+		up := b.upload(t, workedReq(p, "bt-1"))
+		ref := medpay.OrderRef{PayOrdID: up.PayOrdID, PayToken: up.PayToken}
 		for range 2 {
-			if _, err := b.sim.Settle(b.ctx, workedReq(p, "bt-1")); !errors.Is(err, medpay.ErrOutcomeUnknown) {
+			_, err := b.sim.Settle(b.ctx, medpay.SettleRequest{PayOrdID: up.PayOrdID, OrgBizSer: "bt-1-S"})
+			if !errors.Is(err, medpay.ErrOutcomeUnknown) {
 				t.Fatalf("settle: %v", err)
 			}
 		}
-		if got := b.balance(t, p.PsnNo); got != 2000_00-3293 {
-			t.Fatalf("the settlement was not recorded once: balance %d", got)
-		}
-		if _, err := b.sim.QuerySettlement(b.ctx, "bt-1"); !errors.Is(err, medpay.ErrOutcomeUnknown) {
+		if _, err := b.sim.Query(b.ctx, ref); !errors.Is(err, medpay.ErrOutcomeUnknown) {
 			t.Fatalf("query: %v", err)
 		}
-		// The platform gives up and reverses: nothing is taken.
-		if err := b.sim.Reverse(b.ctx, "bt-1"); err != nil {
+		// The platform gives up and revokes: nothing is taken, and a late settle is refused
+		// (unanswered, like every settle of this person).
+		if err := b.sim.Revoke(b.ctx, ref); err != nil {
 			t.Fatal(err)
 		}
-		if got := b.balance(t, p.PsnNo); got != 2000_00 {
-			t.Fatalf("balance %d after reversal", got)
-		}
-		if acc := b.accumulators(t, p.PsnNo, 2026); acc["outpatient"] != [2]int64{0, 0} {
-			t.Fatalf("accumulators %v", acc)
-		}
-		// A settle that does not even reach the bureau (reversed first) is also unanswered.
-		if err := b.sim.Reverse(b.ctx, "bt-2"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := b.sim.Settle(b.ctx, workedReq(p, "bt-2")); !errors.Is(err, medpay.ErrOutcomeUnknown) {
-			t.Fatalf("settle after reversal: %v", err)
+		if s, _ := b.sim.OrderState(b.ctx, up.PayOrdID); s != medpay.OrdRevoked {
+			t.Fatalf("state %d", s)
 		}
 		if got := b.balance(t, p.PsnNo); got != 2000_00 {
 			t.Fatalf("balance %d", got)
@@ -715,25 +804,22 @@ func TestScenarioSettleLost(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, b *bundle) {
 		p := person(t, "440300", ScenarioSettleLost)
-		if _, err := b.sim.Settle(b.ctx, workedReq(p, "sl-1")); !errors.Is(err, medpay.ErrOutcomeUnknown) {
+		up := b.upload(t, workedReq(p, "sl-1"))
+		req := medpay.SettleRequest{PayOrdID: up.PayOrdID, PayToken: up.PayToken, OrgBizSer: "sl-1-S"}
+		if _, err := b.sim.Settle(b.ctx, req); !errors.Is(err, medpay.ErrOutcomeUnknown) {
 			t.Fatalf("first settle: %v", err)
 		}
-		q, err := b.sim.QuerySettlement(b.ctx, "sl-1")
-		if err != nil || q.HifpPay != 3207 {
+		q, err := b.sim.Query(b.ctx, medpay.OrderRef{PayOrdID: up.PayOrdID})
+		if err != nil || q.HifpPay != 3207 || q.OrdStas != medpay.OrdSettled {
 			t.Fatalf("query: %+v, %v", q, err)
 		}
 		// After a restart (a new simulator on the same database) the answer is no longer lost.
-		sim2 := New(b.db, b.clock.now)
-		s, err := sim2.Settle(b.ctx, workedReq(p, "sl-1"))
+		s, err := New(b.db, b.clock.now).Settle(b.ctx, req)
 		if err != nil || s.SetlID != q.SetlID {
 			t.Fatalf("retry: %+v, %v", s, err)
 		}
 		if got := b.balance(t, p.PsnNo); got != 2000_00-3293 {
 			t.Fatalf("balance %d", got)
-		}
-		// Each new serial loses its first answer again.
-		if _, err := sim2.Settle(b.ctx, feeReq(p, "sl-2", 100)); !errors.Is(err, medpay.ErrOutcomeUnknown) {
-			t.Fatalf("new serial: %v", err)
 		}
 	})
 }
@@ -743,15 +829,11 @@ func TestScenarioRefundUnknown(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, b *bundle) {
 		p := person(t, "440100", ScenarioRefundUnknown)
 		st := b.settle(t, workedReq(p, "ru-s"))
-		if _, err := b.sim.Refund(b.ctx, "ru-r", "ru-s"); !errors.Is(err, medpay.ErrOutcomeUnknown) {
+		if _, err := b.sim.Refund(b.ctx, hi(st, "ru-r")); !errors.Is(err, medpay.ErrOutcomeUnknown) {
 			t.Fatalf("first refund: %v", err)
 		}
-		q, err := b.sim.QueryRefund(b.ctx, "ru-r")
-		if err != nil || q.HifpPay != st.HifpPay || q.AcctPay != st.AcctPay {
-			t.Fatalf("query: %+v, %v", q, err)
-		}
-		r, err := New(b.db, b.clock.now).Refund(b.ctx, "ru-r", "ru-s")
-		if err != nil || *r != *q {
+		r, err := New(b.db, b.clock.now).Refund(b.ctx, hi(st, "ru-r"))
+		if err != nil || r.HifpPay != st.HifpPay || r.AcctPay != st.AcctPay {
 			t.Fatalf("retry: %+v, %v", r, err)
 		}
 		if got := b.balance(t, p.PsnNo); got != 2000_00 {
@@ -790,43 +872,91 @@ func TestStatement(t *testing.T) {
 		day1 := b.clock.now()
 		s1 := b.settle(t, workedReq(p, "st-1"))
 		b.clock.set(day1.Add(time.Minute))
-		s2 := b.settle(t, feeReq(p, "st-2", 100_00))
+		up2 := b.upload(t, feeReq(p, "st-2", 100_00))
 		b.clock.set(day1.Add(2 * time.Minute))
-		if err := b.sim.Reverse(b.ctx, "st-2"); err != nil {
-			t.Fatal(err)
-		}
-		if err := b.sim.Reverse(b.ctx, "st-tomb"); err != nil {
+		if err := b.sim.Revoke(b.ctx, medpay.OrderRef{PayOrdID: up2.PayOrdID}); err != nil {
 			t.Fatal(err)
 		}
 		day2 := day1.Add(24 * time.Hour)
 		b.clock.set(day2)
-		r, err := b.sim.Refund(b.ctx, "st-r1", "st-1")
+		r, err := b.sim.Refund(b.ctx, hi(s1, "st-r1"))
 		if err != nil {
+			t.Fatal(err)
+		}
+		// Another institution's movements are not in this one's statement.
+		other := b.sim.As("another0institution01")
+		a, _ := other.SandboxPayAuth(b.ctx, p.IDNo, medpay.ScopePay)
+		if _, err := other.Upload(b.ctx, medpay.UploadRequest{MedOrgOrd: "o", PayAuthNo: a.PayAuthNo, HospLevel: 1, DefaultFee: 100}); err != nil {
 			t.Fatal(err)
 		}
 		got1, err := b.sim.Statement(b.ctx, day1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want1 := []StatementEntry{
-			{Time: day1, Kind: KindSettle, Serial: "st-1", SetlID: s1.SetlID, PsnNo: p.PsnNo, HifpPay: s1.HifpPay, AcctPay: s1.AcctPay},
-			{Time: day1.Add(time.Minute), Kind: KindSettle, Serial: "st-2", SetlID: s2.SetlID, PsnNo: p.PsnNo, HifpPay: s2.HifpPay, AcctPay: s2.AcctPay},
-			{Time: day1.Add(2 * time.Minute), Kind: KindReverse, Serial: "st-2", SetlID: s2.SetlID, PsnNo: p.PsnNo, HifpPay: s2.HifpPay, AcctPay: s2.AcctPay},
+		want1 := []medpay.StatementEntry{
+			{Time: day1, Kind: medpay.StmtSettle, PayOrdID: s1.PayOrdID, MedOrgOrd: "st-1", SetlID: s1.SetlID, PsnNo: p.PsnNo,
+				HifpPay: s1.HifpPay, AcctPay: s1.AcctPay},
+			{Time: day1.Add(2 * time.Minute), Kind: medpay.StmtRevoke, PayOrdID: up2.PayOrdID, MedOrgOrd: "st-2", PsnNo: p.PsnNo},
 		}
-		if diff := cmp.Diff(want1, got1, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
+		eqTime := cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })
+		if diff := cmp.Diff(want1, got1, eqTime); diff != "" {
 			t.Fatalf("day 1 (-want +got):\n%s", diff)
 		}
 		got2, err := b.sim.Statement(b.ctx, day2.UTC()) // the day is the CST day whatever the zone
 		if err != nil {
 			t.Fatal(err)
 		}
-		want2 := []StatementEntry{{Time: day2, Kind: KindRefund, Serial: "st-r1", SetlID: s1.SetlID, PsnNo: p.PsnNo,
-			HifpPay: r.HifpPay, AcctPay: r.AcctPay, RefundID: r.RefundID, SettleSerial: "st-1"}}
-		if diff := cmp.Diff(want2, got2, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
+		want2 := []medpay.StatementEntry{{Time: day2, Kind: medpay.StmtRefund, PayOrdID: s1.PayOrdID, MedOrgOrd: "st-1", SetlID: s1.SetlID,
+			PsnNo: p.PsnNo, HifpPay: r.HifpPay, AcctPay: r.AcctPay, RefundID: r.RefundID, AppRefdSn: "st-r1"}}
+		if diff := cmp.Diff(want2, got2, eqTime); diff != "" {
 			t.Fatalf("day 2 (-want +got):\n%s", diff)
 		}
 		if got, _ := b.sim.Statement(b.ctx, day1.Add(-24*time.Hour)); len(got) != 0 {
 			t.Fatalf("day before: %v", got)
 		}
+	})
+}
+
+// TestAuthorize: an authCode is single use and lives 5 minutes; its payAuthNo lives 24 hours
+// (scope pay) or until unbound (scope bind), for its institution only.
+func TestAuthorize(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, b *bundle) {
+		p := person(t, "440300", ScenarioEmployee)
+		code, err := b.sim.IssueAuthCode(b.ctx, p.PsnNo, medpay.ScopePay)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.sim.As("another0institution01").Authorize(b.ctx, code); medpay.ErrorCode(err) != medpay.ErrBureauRejected {
+			t.Fatalf("another institution's code: %v", err)
+		}
+		a, err := b.sim.Authorize(b.ctx, code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.PsnNo != p.PsnNo || a.IDNo != medpay.MaskIDNo(p.IDNo) || a.Name != medpay.MaskName(p.Name) ||
+			!a.ValidUntil.Equal(b.clock.now().Add(PayAuthTTL)) || a.PayAuthNo == "" {
+			t.Fatalf("authorisation %+v", a)
+		}
+		_, err = b.sim.Authorize(b.ctx, code)
+		wantCode(t, err, medpay.ErrBureauRejected, "已使用")
+		late, _ := b.sim.IssueAuthCode(b.ctx, p.PsnNo, medpay.ScopeBind)
+		b.clock.set(b.clock.now().Add(AuthCodeTTL))
+		_, err = b.sim.Authorize(b.ctx, late)
+		wantCode(t, err, medpay.ErrBureauRejected, "过期")
+		bindCode, _ := b.sim.IssueAuthCode(b.ctx, p.PsnNo, medpay.ScopeBind)
+		bound, err := b.sim.Authorize(b.ctx, bindCode)
+		if err != nil || !bound.ValidUntil.IsZero() {
+			t.Fatalf("bind authorisation %+v, %v", bound, err)
+		}
+		// A year on, the bind authorisation still uploads; the pay one does not.
+		b.clock.set(b.clock.now().Add(365 * 24 * time.Hour))
+		req := medpay.UploadRequest{MedOrgOrd: "auth-1", PayAuthNo: bound.PayAuthNo, HospLevel: 1, DefaultFee: 100}
+		if _, err := b.sim.Upload(b.ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		req.MedOrgOrd, req.PayAuthNo = "auth-2", a.PayAuthNo
+		_, err = b.sim.Upload(b.ctx, req)
+		wantCode(t, err, medpay.ErrBureauRejected, "过期")
 	})
 }

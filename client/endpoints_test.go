@@ -39,7 +39,7 @@ func TestRefundAndQueryRefund(t *testing.T) {
 	req, placed := paidOrder(t, b, "refund-payer", "acct_empty")
 
 	part := &client.RefundRequest{MedTransID: placed.MedTransID, HospOutRefundNo: "R1", PartRefundType: client.RefundCashOnly,
-		CashRefundFee: 1000, RefundReason: "部分退费"}
+		CashRefundFee: 1000, RefundReason: "部分退费", NotifyURL: "http://127.0.0.1:1/refunds"}
 	r1, err := b.c.Refund(ctx, part)
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +160,7 @@ func TestGetMedInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.CardStatus != "BOUND" || info.MedicalCardNo != medpay.MaskCardNo(p.CardNo) || info.UserName != medpay.MaskName(p.Name) || info.CityID != "440300" {
+	if info.CardStatus != "BOUND" || info.MedicalCardNo != p.CardNo || info.UserName != medpay.MaskName(p.Name) || info.CityID != "440300" {
 		t.Fatalf("medinfo %+v", info)
 	}
 	if _, err := b.c.GetMedInfo(ctx, &client.GetMedInfoRequest{OpenID: "unbound"}); !client.IsCode(err, medpay.ErrNoCard) {

@@ -175,6 +175,7 @@ type RefundRequest struct {
 	CancelSerialNo  string            `wire:"cancel_serial_no"`
 	CancelBillNo    string            `wire:"cancel_bill_no"`
 	RequestContent  string            `wire:"request_content"`
+	NotifyURL       string            `wire:"notify_url"` // where the REFUND notification goes; none without it
 	Extra           map[string]string // more fields, signed and sent as given ("" removes one)
 }
 
@@ -221,7 +222,7 @@ type GetMedInfoRequest struct {
 
 // MedInfo is the payer's bound card, masked.
 type MedInfo struct {
-	MedicalCardNo string        `wire:"medical_card_no"` // masked except the last 4
+	MedicalCardNo string        `wire:"medical_card_no"` // in full: mask it before logging or showing it
 	UserName      string        `wire:"user_name"`       // masked: first character then *
 	CityID        string        `wire:"city_id"`
 	CardStatus    string        `wire:"card_status"` // BOUND or UNBOUND

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/medpay/medpay"
@@ -184,6 +183,13 @@ func (s *Server) resolveHospital(ctx context.Context, c *call, subAppID string, 
 		if c.signer.Kind == medpay.KindProvider {
 			return medpay.Errorf(medpay.ErrNoPermission, "a service provider must name the hospital in sub_appid and sub_mch_id")
 		}
+		// Only a provider acting for a hospital that authorised it names another institution:
+		// from an independent hospital these fields would book its receipts elsewhere.
+		for _, k := range []string{"sub_mch_id", "sub_openid"} {
+			if c.req.Get(k) != "" {
+				return medpay.Errorf(medpay.ErrNoPermission, "%s is for a service provider acting for a hospital", k)
+			}
+		}
 		c.hospital = c.signer
 		return nil
 	}
@@ -290,22 +296,5 @@ func writeFail(w http.ResponseWriter, reason, rid string) {
 // clientIP is the caller's address as the server sees it; X-Forwarded-For is believed only from
 // configured proxies (its last untrusted hop is the client).
 func (s *Server) clientIP(r *http.Request) string {
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = strings.Trim(host[:i], "[]")
-	}
-	if !ipAllowed(host, s.cfg.TrustedProxies) {
-		return host
-	}
-	hops := strings.Split(r.Header.Get("X-Forwarded-For"), ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		h := strings.TrimSpace(hops[i])
-		if h == "" {
-			continue
-		}
-		if !ipAllowed(h, s.cfg.TrustedProxies) {
-			return h
-		}
-	}
-	return host
+	return clientAddr(r.RemoteAddr, r.Header.Values("X-Forwarded-For"), s.cfg.TrustedProxies)
 }

@@ -51,15 +51,15 @@ func (s *Server) parseOrder(ctx context.Context, c *call, micropay bool) (*payme
 	r.HospOutTradeNo = f.String("hosp_out_trade_no", 64, true)
 	f.String("hospital_name", 128, true)
 	f.String("body", 128, true)
-	r.TotalFee = f.Uint64("total_fee", true)
+	r.TotalFee = amount(f, "total_fee", true)
 	if c.req.Get("total_fee") != "" && r.TotalFee == 0 {
 		f.Fail("total_fee", false)
 	}
-	r.CashFee = f.Uint64("cash_fee", true)
-	r.InsuranceFee = f.Uint64("insurance_fee", true)
-	r.CashAddFee = f.Uint64("cash_add_fee", false)
+	r.CashFee = amount(f, "cash_fee", true)
+	r.InsuranceFee = amount(f, "insurance_fee", true)
+	r.CashAddFee = amount(f, "cash_add_fee", false)
 	f.String("cash_add_wording", 64, false)
-	r.CashReducedFee = f.Uint64("cash_reduced_fee", false)
+	r.CashReducedFee = amount(f, "cash_reduced_fee", false)
 	f.String("cash_reduced_wording", 64, false)
 	r.AllowFeeChange = atoi(f.Enum("allow_fee_change", true, "0", "1"))
 	r.PayType = atoi(f.Enum("pay_type", true, "1", "2", "3"))
@@ -77,14 +77,14 @@ func (s *Server) parseOrder(ctx context.Context, c *call, micropay bool) (*payme
 		}
 	}
 	r.CityID = f.String("city_id", 32, false)
-	f.Enum("user_card_type", false, "1")
+	f.Enum("user_card_type", false, userCardTypes...)
 	r.UserCardNo = f.String("user_card_no", 32, false)
 	r.UserName = f.String("user_name", 32, false)
-	f.String("serial_no", 20, true)
+	f.String("serial_no", 32, true)
 	f.String("org_no", 32, true)
 	f.Time("gmt_out_create", true)
 	f.String("request_content", 16<<10, false)
-	f.String("bill_no", 20, false)
+	f.String("bill_no", 32, false)
 	f.String("channel_no", 32, false)
 	f.String("is_dept", 32, false)
 	f.String("attach", 127, false)
@@ -111,6 +111,28 @@ func (s *Server) parseOrder(ctx context.Context, c *call, micropay bool) (*payme
 		}
 	}
 	return r, nil
+}
+
+// userCardTypes are the certificate types of the national medical-insurance platform (人员证件类型):
+// 1 居民身份证 (户口簿), 2 军官证, 3 武警警官证, 4 香港 and 5 澳门 passports or 来往内地通行证,
+// 6 台湾居民来往大陆通行证, 7 外国人永久居留证, 8 外国人护照, 9 残疾人证, 10 军烈属证明,
+// 11 外国人就业证, 12 外国专家证, 13 外国人常驻记者证, 14 台港澳人员就业证, 15 回国(来华)定居专家证,
+// 90 社会保障卡, 99 其他身份证件; written with or without the national code's leading zero.
+var userCardTypes = func() []string {
+	var out []string
+	for _, n := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 90, 99} {
+		out = append(out, strconv.Itoa(n))
+		if n < 10 {
+			out = append(out, "0"+strconv.Itoa(n))
+		}
+	}
+	return out
+}()
+
+// amount reads an amount in fen: above medpay.MaxFee it is invalid, so no sum can overflow.
+func amount(f *wire.Fields, name string, required bool) int64 {
+	v, _ := f.UintMax(name, required, medpay.MaxFee)
+	return v
 }
 
 func atoi(s string) int {

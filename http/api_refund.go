@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/medpay/medpay"
+	"github.com/medpay/medpay/notify"
 	"github.com/medpay/medpay/payment"
 	"github.com/medpay/medpay/wire"
 )
@@ -14,16 +15,25 @@ func (s *Server) refund(ctx context.Context, c *call) (*wire.Message, error) {
 	f := wire.NewFields(c.req)
 	no := f.String("hosp_out_refund_no", 64, true)
 	part := f.Enum("part_refund_type", false, medpay.PartCashOnly, medpay.PartInsuranceOnly)
-	cashFee, hasCash := f.OptUint64("cash_refund_fee")
+	cashFee, hasCash := f.UintMax("cash_refund_fee", false, medpay.MaxFee)
 	if c.req.Get("cash_refund_fee") != "" && (!hasCash || cashFee == 0 || part != medpay.PartCashOnly) {
 		f.Fail("cash_refund_fee", false) // only with CASH_ONLY, and above 0
 	}
 	f.String("refund_reason", 80, false)
-	f.String("cancel_serial_no", 20, false)
-	f.String("cancel_bill_no", 20, false)
+	f.String("cancel_serial_no", 32, false)
+	f.String("cancel_bill_no", 32, false)
 	f.String("request_content", 16<<10, false)
+	notifyURL := f.String("notify_url", 256, false)
+	if notifyURL != "" && !httpURL(notifyURL) {
+		f.Fail("notify_url", false)
+	}
 	if err := f.Err(); err != nil {
 		return nil, err
+	}
+	if notifyURL != "" && !s.cfg.Sandbox && !s.cfg.AllowPrivateNotify {
+		if err := notify.CheckURL(ctx, notifyURL, false); err != nil {
+			return nil, &wire.FieldError{Field: "notify_url"}
+		}
 	}
 	// The refund allow-list: the hospital's addresses, and in provider mode the provider's too.
 	allowed := c.hospital.RefundIPs

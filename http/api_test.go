@@ -234,12 +234,16 @@ func TestUnifiedOrderCashOnly(t *testing.T) {
 		q := env.Call(t, path, token, h.APIKey, testenv.Msg("appid", h.AppID, "mch_id", h.MchID, "hosp_out_trade_no", req.Get("hosp_out_trade_no")))
 		ok(t, q)
 		want := map[string]string{"med_trans_id": id, "med_trade_state": "NOTPAY", "cash_trade_status": "NOTPAY",
-			"insurance_trade_status": "NOPAY", "total_fee": "10000", "cash_fee": "10000", "insurance_fee": "0",
+			"total_fee": "10000", "cash_fee": "10000", "insurance_fee": "0",
 			"attach": "床位 12", "order_type": "DiagPay", "openid": "o-cash", "pay_type": "1", "serial_no": "S1"}
 		for k, v := range want {
 			if q.Get(k) != v {
 				t.Errorf("%s %s = %q, want %q", path, k, q.Get(k), v)
 			}
+		}
+		// No insurance part: the leg is left out, not reported with a value clients do not know.
+		if q.Has("insurance_trade_status") {
+			t.Errorf("%s insurance_trade_status = %q on a cash-only order", path, q.Get("insurance_trade_status"))
 		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/medpay/medpay"
-	"github.com/medpay/medpay/bureau"
 	"github.com/medpay/medpay/payment"
 	"github.com/medpay/medpay/sqlstore"
 )
@@ -27,7 +26,7 @@ type payerView struct {
 	AppID    string // sandbox: the payer named in the query
 	OpenID   string
 	Form     identityForm
-	Cities   []bureau.City
+	Cities   []medpay.City
 	Card     *cardView // the card bound now, if any
 	Notice   string
 	// Payment code page.
@@ -48,7 +47,7 @@ type cardView struct {
 
 func (s *Server) cardView(b *medpay.Binding) *cardView {
 	city := b.CityID
-	for _, c := range bureau.Cities() {
+	for _, c := range s.cities {
 		if c.Code == b.CityID {
 			city = c.Name
 		}
@@ -82,12 +81,12 @@ func (s *Server) setWalletScenario(ctx context.Context, appid, openid string, b 
 		return nil
 	}
 	declining := false
-	if b != nil && s.bureau != nil {
-		p, err := s.bureau.PersonByIDNo(ctx, b.IDNo)
+	if b != nil && s.sandbox != nil {
+		p, err := s.sandboxPerson(ctx, b.IDNo)
 		if err != nil && !errors.Is(err, medpay.ErrNotFound) {
 			return err
 		}
-		declining = err == nil && p.Scenario == bureau.ScenarioCashDeclined
+		declining = err == nil && p.Scenario == scenarioCashDeclined
 	}
 	return s.cash.SetDeclining(ctx, medpay.PayerID(appid, openid), declining)
 }
@@ -109,7 +108,7 @@ func (s *Server) bindLink(w http.ResponseWriter, r *http.Request, token string) 
 	switch {
 	case !l.UsedAt.IsZero():
 		d.Title, d.Message = "链接已使用", "每个绑卡链接只能使用一次。如需再次绑卡或解绑,请回到医院页面重新获取链接。"
-	case l.Failures >= sqlstore.MaxBindFailures:
+	case l.Failures >= payment.MaxBindFailures:
 		d.Title, d.Message = "验证失败次数过多", "为保护您的信息,该链接已失效。请核对身份证和社保卡后,回到医院页面重新获取链接。"
 	case !now.Before(l.ExpiresAt):
 		d.Title, d.Message = "链接已过期", "绑卡链接 10 分钟内有效。请回到医院页面重新获取链接。"
@@ -122,7 +121,7 @@ func (s *Server) bindLink(w http.ResponseWriter, r *http.Request, token string) 
 
 // bindView prepares the bind form of link l.
 func (s *Server) bindView(ctx context.Context, l *sqlstore.BindLink, token string) (*payerView, error) {
-	v := &payerView{pageData: pageData{Title: "绑定医保卡"}, Token: token, Cities: bureau.Cities()}
+	v := &payerView{pageData: pageData{Title: "绑定医保卡"}, Token: token, Cities: s.cities}
 	m, err := s.store.MerchantByID(ctx, l.MerchantID)
 	if err != nil {
 		return nil, err
@@ -157,20 +156,20 @@ func (s *Server) bindPage(w http.ResponseWriter, r *http.Request) {
 
 // checkIdentity checks the form before the bureau is asked, and says in the payer's words what
 // is wrong.
-func checkIdentity(f identityForm) string {
+func (s *Server) checkIdentity(f identityForm) string {
 	switch {
 	case f.Name == "":
 		return "请输入姓名。"
 	case f.IDNo == "":
 		return "请输入身份证号。"
-	case !bureau.ValidIDNumber(f.IDNo):
+	case !medpay.ValidIDNumber(f.IDNo):
 		return "身份证号不正确:应为 18 位,最后一位是校验码(数字或 X)。请核对后重新输入。"
 	case f.CardNo == "":
 		return "请输入社会保障卡卡号。"
 	case f.CityID == "":
 		return "请选择参保城市。"
 	}
-	for _, c := range bureau.Cities() {
+	for _, c := range s.cities {
 		if c.Code == f.CityID {
 			return ""
 		}
@@ -202,12 +201,14 @@ func (s *Server) bindSubmit(w http.ResponseWriter, r *http.Request) {
 		CardNo: strings.TrimSpace(r.PostForm.Get("card_no")),
 		CityID: strings.TrimSpace(r.PostForm.Get("city_id")),
 	}
-	if msg := checkIdentity(v.Form); msg != "" {
+	if msg := s.checkIdentity(v.Form); msg != "" {
 		v.Error = msg
 		s.renderView(w, http.StatusUnprocessableEntity, "bind.html", v)
 		return
 	}
-	b, claimed, err := s.payment.BindCardWithLink(ctx, token, medpay.Identity{
+	// The bureau verifies the identity; then the payer proves to be its holder on the bureau's
+	// authorisation page, which sends them back to bindAuthorized.
+	claimed, err := s.payment.VerifyForBind(ctx, token, medpay.Identity{
 		Name: v.Form.Name, IDNo: v.Form.IDNo, CardNo: v.Form.CardNo, CityID: v.Form.CityID})
 	var refused *medpay.Error
 	switch {
@@ -215,13 +216,40 @@ func (s *Server) bindSubmit(w http.ResponseWriter, r *http.Request) {
 		s.bindLink(w, r, token) // used or expired meanwhile: say which
 		return
 	case errors.As(err, &refused):
-		if claimed.Failures >= sqlstore.MaxBindFailures {
+		if claimed.Failures >= payment.MaxBindFailures {
 			s.bindLink(w, r, token)
 			return
 		}
 		v.Error = fmt.Sprintf("%s。请核对后重新输入(还可尝试 %d 次)。", strings.TrimRight(refused.Message, "。"),
-			sqlstore.MaxBindFailures-claimed.Failures)
+			payment.MaxBindFailures-claimed.Failures)
 		s.renderView(w, http.StatusUnprocessableEntity, "bind.html", v)
+		return
+	case err != nil:
+		s.pageError(w, err, "bind")
+		return
+	}
+	back := s.cfg.BaseURL + "/bind/" + token + "/authorized"
+	http.Redirect(w, r, s.bureau.AuthURL(back, "bind", medpay.ScopeBind), http.StatusSeeOther)
+}
+
+// bindAuthorized is where the bureau's authorisation page sends the payer back (?authCode=):
+// the card is bound when the authorisation is the verified person's.
+func (s *Server) bindAuthorized(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	token := r.PathValue("token")
+	l, ok := s.bindLink(w, r, token)
+	if !ok {
+		return
+	}
+	b, _, err := s.payment.CompleteBind(ctx, token, r.URL.Query().Get("authCode"))
+	var refused *medpay.Error
+	switch {
+	case errors.Is(err, payment.ErrLinkUnusable) || errors.Is(err, medpay.ErrNotFound):
+		s.bindLink(w, r, token)
+		return
+	case errors.As(err, &refused):
+		s.render(w, http.StatusUnprocessableEntity, "result.html", &pageData{Title: "授权未完成",
+			Message: strings.TrimRight(refused.Message, "。") + "。请返回重新绑定。", Return: "/bind/" + token})
 		return
 	case err != nil:
 		s.pageError(w, err, "bind")

@@ -6,13 +6,13 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/bureau"
 	"github.com/medpay/medpay/internal/testenv"
 )
 
 // TestBrowserBindCard opens bind_url in Chromium, is told about a mistyped ID number, binds a
-// 成都 card chosen in the city select, and lands on the hospital's url.
+// 成都 card chosen in the city select, proves to be its holder on the bureau's authorisation page
+// (the person and the PIN), and lands on the hospital's url.
 func TestBrowserBindCard(t *testing.T) {
 	t.Parallel()
 	br := testenv.NewBrowser(t)
@@ -42,14 +42,21 @@ func TestBrowserBindCard(t *testing.T) {
 		t.Fatalf("the form lost the name: %q %v", name, err)
 	}
 
-	br.Do(chromedp.SetValue("#id_no", p.IDNo), chromedp.SetValue("#city_id", p.CityID), chromedp.Click("#bind"), chromedp.WaitVisible("#back"))
+	br.Do(chromedp.SetValue("#id_no", p.IDNo), chromedp.SetValue("#city_id", p.CityID), chromedp.Click("#bind"), chromedp.WaitVisible("#confirm"))
+	// The bureau's page: a wrong PIN is refused, then the right one authorises.
+	br.Do(chromedp.SetValue("select#id_no", p.IDNo), chromedp.SendKeys("#pin", "000000"), chromedp.Click("#confirm"), chromedp.WaitVisible("#error"))
+	if msg := br.Text("#error"); !strings.Contains(msg, "支付密码不正确") {
+		t.Fatalf("bureau page error: %q", msg)
+	}
+	// The page keeps the person chosen, not the PIN.
+	br.Do(chromedp.SendKeys("#pin", "123456"), chromedp.Click("#confirm"), chromedp.WaitVisible("#back"))
 	got := hospital.Returned()
 	if got.Get("from") != "medpay" {
 		t.Fatalf("did not land on the hospital's url: %v", got)
 	}
 	info := env.Call(t, "/payinsurance/getmedinfo", token, h.APIKey, testenv.Msg("appid", h.AppID, "mch_id", h.MchID, "openid", "browser-binder"))
 	ok(t, info)
-	if info.Get("city_id") != "510100" || info.Get("medical_card_no") != medpay.MaskCardNo(p.CardNo) {
+	if info.Get("city_id") != "510100" || info.Get("medical_card_no") != p.CardNo {
 		t.Fatalf("bound card: %s %s", info.Get("city_id"), info.Get("medical_card_no"))
 	}
 	// Back in the browser, the link is spent.

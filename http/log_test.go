@@ -39,6 +39,9 @@ func TestLogsKeepSecrets(t *testing.T) {
 		"pay_type", "2", "cash_fee", "0", "insurance_fee", "10000", "user_card_no", p.IDNo, "user_name", p.Name))
 	ok(t, r)
 	env.Confirm(t, r.Get("med_trans_id"), "123456")
+	// The card number travels in full to the hospital; it must still stay out of the logs.
+	ok(t, env.Call(t, "/payinsurance/getmedinfo", token, h.APIKey, testenv.Msg("appid", h.AppID, "mch_id", h.MchID, "openid", "log-payer")))
+	env.Call(t, "/payinsurance/queryorder", token, h.APIKey, testenv.Msg("appid", h.AppID, "mch_id", h.MchID, "med_trans_id", r.Get("med_trans_id")))
 	env.Post(t, "/payinsurance/unifiedorder", token, signed(t, testenv.OrderRequest(h, "x"), "wrong-key-wrong-key-wrong-key-00"))
 
 	out := logs.String()

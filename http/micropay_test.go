@@ -74,9 +74,9 @@ func TestMicropayWithinLimit(t *testing.T) {
 	ok(t, r)
 	id := r.Get("med_trans_id")
 	// Settled synchronously; the answer carries the query fields (docs/api/orders.md (queryorder)).
-	want := map[string]string{"med_trade_state": "SUCCESS", "insurance_trade_status": "PAYED", "cash_trade_status": "NOPAY",
+	want := map[string]string{"med_trade_state": "SUCCESS", "insurance_trade_status": "PAYED",
 		"openid": "mp-1", "pay_type": "2", "insurance_fee": "6500", "cash_fee": "0", "total_fee": "6500",
-		"attach": "窗口 3", "hosp_out_trade_no": req.Get("hosp_out_trade_no"), "medical_card_id": medpay.MaskCardNo(p.CardNo)}
+		"attach": "窗口 3", "hosp_out_trade_no": req.Get("hosp_out_trade_no"), "medical_card_id": p.CardNo}
 	for k, v := range want {
 		if r.Get(k) != v {
 			t.Errorf("micropay %s = %q, want %q", k, r.Get(k), v)
@@ -86,6 +86,9 @@ func TestMicropayWithinLimit(t *testing.T) {
 		if r.Get(k) == "" {
 			t.Errorf("micropay answer lacks %s", k)
 		}
+	}
+	if r.Has("cash_trade_status") {
+		t.Errorf("an order without a cash part reports cash_trade_status %q", r.Get("cash_trade_status"))
 	}
 	if r.Has("pay_url") || r.Has("auth_code") {
 		t.Error("a paid micropay answer carries pay_url or auth_code")

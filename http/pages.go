@@ -11,7 +11,7 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/medpay/medpay"
-	"github.com/medpay/medpay/bureau"
+	"github.com/medpay/medpay/fee"
 	"github.com/medpay/medpay/payment"
 )
 
@@ -28,7 +28,7 @@ type pageData struct {
 	Title   string
 	Sandbox bool
 	Order   *medpay.Order
-	Items   []bureau.Item
+	Items   []fee.Item
 	Total   int64
 	Error   string
 	Success bool
@@ -94,7 +94,7 @@ func (s *Server) payPage(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) renderPay(w http.ResponseWriter, status int, o *medpay.Order, msg string) {
 	d := &pageData{Title: "确认支付", Order: o, Error: msg, Total: o.CashFee + o.InsuranceFee}
-	if bill, err := bureau.ParseBill(o.RequestContent, o.OrderType, o.RequestedCash()+o.RequestedInsurance()); err == nil && !bill.Default {
+	if bill, err := fee.Parse(o.RequestContent, o.OrderType, o.RequestedCash()+o.RequestedInsurance()); err == nil && !bill.Default {
 		d.Items = bill.Items
 	}
 	s.render(w, status, "pay.html", d)

@@ -164,14 +164,18 @@ func TestPaymentScenarios(t *testing.T) {
 				if err := json.Unmarshal([]byte(q.Get("response_content")), &rc); err != nil || rc["setl_id"] == nil {
 					t.Errorf("response_content %q: %v", q.Get("response_content"), err)
 				}
-				if q.Get("insurance_order_id") == "" || q.Get("time_end") == "" || q.Get("medical_card_id") != medpay.MaskCardNo(p.CardNo) {
+				if q.Get("insurance_order_id") == "" || q.Get("time_end") == "" || q.Get("medical_card_id") != p.CardNo {
 					t.Errorf("query fields: insurance_order_id %q time_end %q medical_card_id %q", q.Get("insurance_order_id"), q.Get("time_end"), q.Get("medical_card_id"))
 				}
 			}
-			if tc.scenario == "bureau_timeout" || tc.scenario == "cash_declined" {
-				state, err := env.Bureau.SettlementState(context.Background(), o.SettleSerial())
-				if err != nil || state != bureau.StateReversed {
-					t.Errorf("bureau settlement state %q, %v; want reversed", state, err)
+			// The bureau keeps nothing of a failed order: a settle that timed out is revoked
+			// (6401), a settlement whose cash leg failed has its insured part refunded (6203 HI;
+			// the cash part stays on the bureau's books, so the order is refunded in part).
+			wantOrd := map[string]int{"bureau_timeout": medpay.OrdRevoked, "cash_declined": medpay.OrdRefundedPart}[tc.scenario]
+			if wantOrd != 0 {
+				state, err := env.Bureau.OrderState(context.Background(), o.PayOrdID)
+				if err != nil || state != wantOrd {
+					t.Errorf("bureau order state %d, %v; want %d", state, err, wantOrd)
 				}
 			}
 		})
@@ -193,23 +197,51 @@ func TestPreSettlementErrors(t *testing.T) {
 
 func TestWrongPINBlocksAfterFive(t *testing.T) {
 	env, h, token := setup(t)
-	r := env.Call(t, "/payinsurance/unifiedorder", token, h.APIKey, testenv.OrderRequest(h, "pin-payer"))
-	ok(t, r)
-	id := r.Get("med_trans_id")
+	place := func() string {
+		r := env.Call(t, "/payinsurance/unifiedorder", token, h.APIKey, testenv.OrderRequest(h, "pin-payer"))
+		ok(t, r)
+		return r.Get("med_trans_id")
+	}
+	// Five wrong PINs in a row over the payer's orders (at most three on one order).
+	ids := []string{place(), place()}
 	for i := 1; i <= 5; i++ {
-		code, out := env.Confirm(t, id, "000000")
+		code, out := env.Confirm(t, ids[(i-1)/3], "000000")
 		if code != 403 {
 			t.Fatalf("attempt %d: %d %v", i, code, out)
 		}
-		if i < 5 && out["remaining"] != float64(5-i) {
-			t.Fatalf("attempt %d: remaining %v", i, out["remaining"])
+		// What is left is the smaller of the payer's and the order's attempts.
+		if want := min(5-i, 3-(i-1)%3-1); want > 0 && out["remaining"] != float64(want) {
+			t.Fatalf("attempt %d: remaining %v, want %d", i, out["remaining"], want)
 		}
 	}
-	if code, out := env.Confirm(t, id, "123456"); code != 403 || out["blocked_until"] == nil {
+	later := place()
+	if code, out := env.Confirm(t, later, "123456"); code != 403 || out["blocked_until"] == nil {
 		t.Fatalf("right PIN while blocked: %d %v", code, out)
 	}
 	env.Clock.Advance(15*60*1e9 + 1)
-	if code, out := env.Confirm(t, id, "123456"); code != 200 || out["med_trade_state"] != "SUCCESS" {
+	if code, out := env.Confirm(t, later, "123456"); code != 200 || out["med_trade_state"] != "SUCCESS" {
 		t.Fatalf("after the block: %d %v", code, out)
+	}
+	// The order with three wrong PINs stays locked until it expires.
+	if code, out := env.Confirm(t, ids[0], "123456"); code != 403 || out["blocked_until"] == nil {
+		t.Fatalf("right PIN on a locked order: %d %v", code, out)
+	}
+}
+
+// TestClosedOrderRevokedAtBureau: closing an unpaid insured order revokes its upload (6401), so
+// that the bureau holds nothing open for it and refuses a settle.
+func TestClosedOrderRevokedAtBureau(t *testing.T) {
+	env, h, token := setup(t)
+	env.Bind(t, h, "close-1", "440300", "employee")
+	r := env.Call(t, "/payinsurance/unifiedorder", token, h.APIKey, testenv.OrderRequest(h, "close-1",
+		"pay_type", "2", "cash_fee", "0", "insurance_fee", "10000", "allow_fee_change", "1"))
+	ok(t, r)
+	ok(t, env.Call(t, "/payinsurance/closeorder", token, h.APIKey, testenv.Msg("appid", h.AppID, "mch_id", h.MchID, "med_trans_id", r.Get("med_trans_id"))))
+	o, err := env.Store.OrderByID(context.Background(), r.Get("med_trans_id"))
+	if err != nil || o.PayOrdID == "" {
+		t.Fatalf("order %+v, %v", o, err)
+	}
+	if s, err := env.Bureau.OrderState(context.Background(), o.PayOrdID); err != nil || s != medpay.OrdRevoked {
+		t.Fatalf("bureau order state %d, %v; want revoked", s, err)
 	}
 }

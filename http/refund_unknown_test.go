@@ -7,14 +7,11 @@ import (
 	"github.com/medpay/medpay"
 )
 
-// silentBureau is the bureau with its refunds unreachable: every refund call and query times out.
+// silentBureau is the bureau with its refunds unreachable: every refund call (6203, also the
+// repeat that finds an outcome) times out.
 type silentBureau struct{ medpay.Bureau }
 
-func (silentBureau) Refund(ctx context.Context, serial, settleSerial string) (*medpay.BureauRefund, error) {
-	return nil, medpay.ErrOutcomeUnknown
-}
-
-func (silentBureau) QueryRefund(ctx context.Context, serial string) (*medpay.BureauRefund, error) {
+func (silentBureau) Refund(ctx context.Context, req medpay.RefundRequest) (*medpay.BureauRefund, error) {
 	return nil, medpay.ErrOutcomeUnknown
 }
 

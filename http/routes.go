@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/medpay/medpay/secret"
 )
 
@@ -18,6 +16,7 @@ func (s *Server) routes() http.Handler {
 	// Open API (docs/api).
 	mux.HandleFunc("GET /cgi-bin/token", s.cgiToken)
 	mux.HandleFunc("GET /payinsurance/gettoken", s.providerToken)
+	mux.HandleFunc("GET /cgi-bin/getcallbackip", s.callbackIP)
 	mux.Handle("/payinsurance/unifiedorder", s.api("unifiedorder", s.unifiedOrder, apiOpts{}))
 	mux.Handle("/payinsurance/queryorder", s.api("queryorder", s.queryOrder, apiOpts{}))
 	mux.Handle("/payinsurance/orderquery", s.api("queryorder", s.queryOrder, apiOpts{}))
@@ -37,11 +36,13 @@ func (s *Server) routes() http.Handler {
 	pages.HandleFunc("GET /pay/{id}/qr.png", s.payQR)
 	pages.HandleFunc("GET /bind/{token}", s.bindPage)
 	pages.HandleFunc("POST /bind/{token}", s.bindSubmit)
+	pages.HandleFunc("GET /bind/{token}/authorized", s.bindAuthorized)
 	pages.HandleFunc("GET /me/cards", s.cardsPage) // sandbox: ?appid&openid; always: ?t=<bind link token>
 	pages.HandleFunc("POST /me/cards", s.cardsUnbind)
-	mux.Handle("/pay/", http.NewCrossOriginProtection().Handler(pages))
-	mux.Handle("/bind/", http.NewCrossOriginProtection().Handler(pages))
-	mux.Handle("/me/", http.NewCrossOriginProtection().Handler(pages))
+	protected := pageHeaders(http.NewCrossOriginProtection().Handler(pages))
+	mux.Handle("/pay/", protected)
+	mux.Handle("/bind/", protected)
+	mux.Handle("/me/", protected)
 
 	// Sandbox helper API (docs/api/sandbox.md (沙箱辅助接口)).
 	if s.cfg.Sandbox {
@@ -49,7 +50,11 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("POST /sandbox/bindings", s.sandboxBind)
 		mux.HandleFunc("POST /sandbox/orders/{id}/confirm", s.sandboxConfirm)
 		mux.HandleFunc("POST /sandbox/paycode", s.sandboxPayCode)
-		mux.HandleFunc("GET /me/code", s.payCodePage) // the payer's payment code (刷码付)
+		mux.Handle("GET /me/code", pageHeaders(http.HandlerFunc(s.payCodePage))) // the payer's payment code (刷码付)
+		// The simulated cash channel over APIv3 (docs/cash.md).
+		if s.cashAPI != nil {
+			mux.Handle("/cash/", http.StripPrefix("/cash", s.cashAPI))
+		}
 	}
 
 	// The landing page, the API reference it links to, the pages' scripts.
@@ -59,9 +64,26 @@ func (s *Server) routes() http.Handler {
 
 	// Operations.
 	mux.HandleFunc("GET /healthz", s.health)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	if !s.cfg.MetricsElsewhere {
+		mux.Handle("GET /metrics", s.MetricsHandler())
+	}
 
 	return s.withRequestID(limitBody(mux))
+}
+
+// pageCSP lets the payer pages load nothing but their own images (and data: QR codes) and
+// inline styles; no script runs, and no other site may frame them.
+const pageCSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
+
+// pageHeaders adds the payer pages' security headers. Their URLs carry order ids and single-use
+// tokens, so no Referer leaves them.
+func pageHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", pageCSP)
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
 }
 
 // maxBody bounds every request body; the open API's own limit (64 KiB) is enforced by the decoder
@@ -82,6 +104,7 @@ func (s *Server) withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rid := strconv.FormatInt(time.Now().UnixMilli(), 36) + "-" + secret.RandomString(10, "abcdefghijklmnopqrstuvwxyz0123456789")
 		w.Header().Set("X-Request-Id", rid)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ridKey{}, rid)))
 	})
 }

@@ -1,12 +1,13 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/medpay/medpay"
-	"github.com/medpay/medpay/bureau"
 	"github.com/medpay/medpay/payment"
 )
 
@@ -52,7 +53,12 @@ type sandboxPerson struct {
 func (s *Server) sandboxPersons(w http.ResponseWriter, r *http.Request) {
 	city, scenario := r.URL.Query().Get("city_id"), r.URL.Query().Get("scenario")
 	out := []sandboxPerson{}
-	for _, p := range bureau.SandboxPersons() {
+	persons, err := s.sandbox.SandboxPersons(r.Context())
+	if err != nil {
+		s.jsonFail(w, r, http.StatusBadGateway, err)
+		return
+	}
+	for _, p := range persons {
 		if (city != "" && p.CityID != city) || (scenario != "" && p.Scenario != scenario) {
 			continue
 		}
@@ -77,19 +83,22 @@ func (s *Server) sandboxBind(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, jsonError{Error: "Not Found", Message: "unknown appid"})
 		return
 	}
-	var person *bureau.Person
-	for _, p := range bureau.SandboxPersons() {
-		if p.IDNo == req.IDNo {
-			person = &p
-			break
-		}
-	}
-	if person == nil {
+	person, err := s.sandboxPerson(r.Context(), req.IDNo)
+	if errors.Is(err, medpay.ErrNotFound) {
 		writeJSON(w, http.StatusNotFound, jsonError{Error: "Not Found", Message: "no sandbox person has this id_no (see GET /sandbox/persons)"})
+		return
+	} else if err != nil {
+		s.jsonFail(w, r, http.StatusBadGateway, err)
+		return
+	}
+	// The bureau's sandbox authorisation stands in for the payer's confirmation on its page.
+	auth, err := s.sandbox.SandboxPayAuth(r.Context(), person.IDNo, medpay.ScopeBind)
+	if err != nil {
+		s.jsonFail(w, r, statusFor(err), err)
 		return
 	}
 	b, err := s.payment.BindCard(r.Context(), req.AppID, req.OpenID, medpay.Identity{
-		Name: person.Name, IDNo: person.IDNo, CardNo: person.CardNo, CityID: person.CityID})
+		Name: person.Name, IDNo: person.IDNo, CardNo: person.CardNo, CityID: person.CityID}, auth)
 	if err != nil {
 		s.jsonFail(w, r, statusFor(err), err)
 		return
@@ -138,6 +147,23 @@ func (s *Server) sandboxConfirm(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// scenarioCashDeclined is the sandbox scenario whose payer's wallet declines (docs/api/sandbox.md (场景)).
+const scenarioCashDeclined = "cash_declined"
+
+// sandboxPerson finds the test person with ID number idNo, or medpay.ErrNotFound.
+func (s *Server) sandboxPerson(ctx context.Context, idNo string) (*medpay.SandboxPerson, error) {
+	persons, err := s.sandbox.SandboxPersons(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range persons {
+		if strings.EqualFold(p.IDNo, idNo) {
+			return &p, nil
+		}
+	}
+	return nil, medpay.ErrNotFound
 }
 
 func statusFor(err error) int {

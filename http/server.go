@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/medpay/medpay/bureau"
+	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/cash"
 	"github.com/medpay/medpay/payment"
 	"github.com/medpay/medpay/sqlstore"
@@ -29,6 +29,12 @@ type Config struct {
 	// settles without the payer's PIN; above it the order waits USERPAYING for the payer to
 	// confirm. 0 means payment.DefaultNoPINLimit (1 000 元); negative asks for the PIN every time.
 	MicropayNoPINLimit int64
+	// CallbackIPs are the platform's egress addresses, answered by /cgi-bin/getcallbackip.
+	CallbackIPs []string
+	// MetricsElsewhere leaves /metrics out of the routes: it is served on another address
+	// (MetricsHandler). MetricsToken, when set, is the bearer token /metrics requires.
+	MetricsElsewhere bool
+	MetricsToken     string
 }
 
 // Server is the platform's HTTP server.
@@ -36,8 +42,11 @@ type Server struct {
 	cfg     Config
 	store   *sqlstore.Store
 	payment *payment.Service
-	bureau  *bureau.Simulator
+	bureau  medpay.Bureau
+	sandbox medpay.BureauSandbox
+	cities  []medpay.City
 	cash    *cash.Simulator
+	cashAPI http.Handler
 	logger  *slog.Logger
 	now     func() time.Time
 	metrics *metrics
@@ -47,10 +56,16 @@ type Server struct {
 
 // Deps are the server's collaborators.
 type Deps struct {
-	Store    *sqlstore.Store
-	Payment  *payment.Service
-	Bureau   *bureau.Simulator
+	Store   *sqlstore.Store
+	Payment *payment.Service
+	Bureau  medpay.Bureau
+	// Sandbox is the simulated bureau's sandbox side (test persons, authorisation without the
+	// page); nil when the bureau is not a simulator.
+	Sandbox medpay.BureauSandbox
+	// Cities are the coverage cities the bind page offers.
+	Cities   []medpay.City
 	Cash     *cash.Simulator
+	CashAPI  http.Handler // the simulated cash channel over APIv3, mounted at /cash in the sandbox
 	Logger   *slog.Logger
 	Now      func() time.Time
 	Registry *prometheus.Registry // metrics are registered here and served at /metrics
@@ -67,7 +82,7 @@ func NewServer(cfg Config, d Deps) *Server {
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, store: d.Store, payment: d.Payment, bureau: d.Bureau, cash: d.Cash,
+	s := &Server{cfg: cfg, store: d.Store, payment: d.Payment, bureau: d.Bureau, sandbox: d.Sandbox, cities: d.Cities, cash: d.Cash, cashAPI: d.CashAPI,
 		logger: d.Logger, now: d.Now, reg: d.Registry, metrics: newMetrics(d.Registry)}
 	s.handler = s.routes()
 	return s

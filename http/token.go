@@ -109,3 +109,31 @@ func (s *Server) providerToken(w http.ResponseWriter, r *http.Request) {
 	m.Set("expires_in", strconv.Itoa(int(medpay.TokenTTL.Seconds())))
 	w.Write(m.Bytes())
 }
+
+// callbackIP is GET /cgi-bin/getcallbackip: the addresses the platform calls hospitals from (its
+// notifications), in the WeChat open platform's shape. Real clients call it to learn whether a
+// cached access token still works, so a bad token answers the platform's token errors.
+func (s *Server) callbackIP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	fail := func(code int, msg string) {
+		json.NewEncoder(w).Encode(map[string]any{"errcode": code, "errmsg": msg + " rid: " + requestID(r.Context())})
+	}
+	tok := r.URL.Query().Get("access_token")
+	if tok == "" {
+		fail(41001, "access_token missing")
+		return
+	}
+	if _, err := s.store.TokenByHash(r.Context(), secret.Hash(tok), s.now()); errors.Is(err, medpay.ErrNotFound) {
+		fail(40001, "invalid credential, access_token is invalid or not latest")
+		return
+	} else if err != nil {
+		s.logger.Error("getcallbackip", "err", err)
+		fail(-1, "system error")
+		return
+	}
+	ips := s.cfg.CallbackIPs
+	if ips == nil {
+		ips = []string{}
+	}
+	json.NewEncoder(w).Encode(map[string]any{"ip_list": ips})
+}

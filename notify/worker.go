@@ -31,6 +31,10 @@ type Options struct {
 	Lease          time.Duration    // how long a claim keeps other workers off a row (30 s, at least 2×Timeout)
 	PerDestination int              // concurrent requests per URL host (2)
 	Timeout        time.Duration    // of one attempt, answer included (5 s)
+	// PerMerchant bounds the rows one merchant may have in hand (max(PerDestination,
+	// BatchSize/5)): a merchant whose endpoints hang holds at most this share of the worker,
+	// and the rest stays free for the others.
+	PerMerchant int
 	// AllowPrivate lets the worker connect to loopback, private and link-local addresses. When
 	// false (production), the dialer refuses them after name resolution, whatever CheckURL said
 	// earlier (DNS rebinding). Tests and the sandbox set it.
@@ -56,6 +60,7 @@ type Worker struct {
 	slots  map[string]int             // host -> busy delivery goroutines
 	urls   map[string]map[string]int  // host -> url -> rows in hand
 	skip   map[string]map[string]bool // host -> urls given back while the host was busy
+	owned  map[int64]int              // merchant -> rows in hand
 	inHand int                        // rows claimed and not yet finished
 	more   bool                       // the last claim was full: claim again as soon as a slot frees
 	wg     sync.WaitGroup             // every delivery goroutine
@@ -85,6 +90,9 @@ func NewWorker(db *sqlstore.DB, client *http.Client, opts Options) *Worker {
 	if opts.PerDestination <= 0 {
 		opts.PerDestination = 2
 	}
+	if opts.PerMerchant <= 0 {
+		opts.PerMerchant = max(opts.PerDestination, opts.BatchSize/5)
+	}
 	w := &Worker{
 		db:    db,
 		opts:  opts,
@@ -93,6 +101,7 @@ func NewWorker(db *sqlstore.DB, client *http.Client, opts Options) *Worker {
 		slots: make(map[string]int),
 		urls:  make(map[string]map[string]int),
 		skip:  make(map[string]map[string]bool),
+		owned: make(map[int64]int),
 	}
 	w.client = w.newClient(client)
 	return w
@@ -188,6 +197,12 @@ type job struct {
 func (w *Worker) dispatch(ctx context.Context, now time.Time, wg *sync.WaitGroup, n *atomic.Int64) (int, error) {
 	w.mu.Lock()
 	room := w.opts.BatchSize - w.inHand
+	var full []int64 // merchants holding their whole share
+	for m, n := range w.owned {
+		if n >= w.opts.PerMerchant {
+			full = append(full, m)
+		}
+	}
 	var excluded []string
 	for host, busy := range w.slots {
 		if busy >= w.opts.PerDestination {
@@ -207,7 +222,9 @@ func (w *Worker) dispatch(ctx context.Context, now time.Time, wg *sync.WaitGroup
 	}
 	sort.Strings(excluded)
 	excluded = excluded[:min(len(excluded), maxExcluded)]
-	jobs, err := w.claim(ctx, now, room, excluded)
+	sort.Slice(full, func(i, j int) bool { return full[i] < full[j] })
+	full = full[:min(len(full), maxExcluded)]
+	jobs, err := w.claim(ctx, now, room, excluded, full)
 	if err != nil || len(jobs) == 0 {
 		return 0, err
 	}
@@ -227,11 +244,39 @@ func (w *Worker) dispatch(ctx context.Context, now time.Time, wg *sync.WaitGroup
 	var queues [][]job
 	w.mu.Lock()
 	w.more = len(jobs) == room
+	// Each merchant keeps at most its share in hand; rows beyond it go back at once. The share
+	// is spread over the merchant's hosts (their first rows, then their second...), so that it
+	// is spent on requests in flight rather than on rows queued behind a hanging one.
+	owned := make(map[int64]int)
+	keep := make(map[string][]job, len(hosts))
+	for round, more := 0, true; more; round++ {
+		more = false
+		for _, h := range hosts {
+			if round >= len(byHost[h]) {
+				continue
+			}
+			more = true
+			j := byHost[h][round]
+			if w.owned[j.merchantID]+owned[j.merchantID] >= w.opts.PerMerchant {
+				release = append(release, j)
+				continue
+			}
+			owned[j.merchantID]++
+			keep[h] = append(keep[h], j)
+		}
+	}
+	byHost = keep
 	for _, h := range hosts {
 		js := byHost[h]
+		if len(js) == 0 {
+			continue
+		}
 		free := w.opts.PerDestination - w.slots[h]
 		if free <= 0 {
 			release = append(release, js...)
+			for _, j := range js {
+				owned[j.merchantID]--
+			}
 			if w.skip[h] == nil {
 				w.skip[h] = make(map[string]bool)
 			}
@@ -253,9 +298,15 @@ func (w *Worker) dispatch(ctx context.Context, now time.Time, wg *sync.WaitGroup
 		w.inHand += len(js)
 		queues = append(queues, qs...)
 	}
+	for m, n := range owned {
+		if n > 0 {
+			w.owned[m] += n
+		}
+	}
 	w.mu.Unlock()
 	if len(release) > 0 {
 		w.release(ctx, release)
+		w.log.Debug("notify: destination busy, rows given back", "rows", len(release))
 	}
 	for _, q := range queues {
 		w.wg.Add(1)
@@ -313,6 +364,9 @@ func (w *Worker) finished(js ...job) {
 	defer w.mu.Unlock()
 	for _, j := range js {
 		w.inHand--
+		if w.owned[j.merchantID]--; w.owned[j.merchantID] <= 0 {
+			delete(w.owned, j.merchantID)
+		}
 		if m := w.urls[j.host]; m != nil {
 			m[j.url]--
 			if m[j.url] <= 0 {
@@ -325,8 +379,13 @@ func (w *Worker) finished(js ...job) {
 	}
 }
 
-// claim leases up to limit due rows to this worker until now+Lease.
-func (w *Worker) claim(ctx context.Context, now time.Time, limit int, excluded []string) ([]job, error) {
+// claim leases up to limit due rows to this worker until now+Lease, leaving out the URLs
+// excluded and the merchants full. The rows are taken in turn across merchants (each one's
+// oldest first, then each one's second...), so one merchant's backlog cannot fill a claim while
+// others have notifications due. The row lock sits on the middle select, whose conditions
+// PostgreSQL checks again on a row another worker changed meanwhile (the window cannot be
+// locked).
+func (w *Worker) claim(ctx context.Context, now time.Time, limit int, excluded []string, full []int64) ([]job, error) {
 	at := sqlstore.MS(now)
 	lease := sqlstore.MS(now.Add(w.opts.Lease))
 	args := []any{lease, at, limit}
@@ -339,9 +398,21 @@ func (w *Worker) claim(ctx context.Context, now time.Time, limit int, excluded [
 		}
 		skip = " AND url NOT IN (" + strings.Join(ph, ", ") + ")"
 	}
+	if len(full) > 0 {
+		ph := make([]string, len(full))
+		for i, m := range full {
+			args = append(args, m)
+			ph[i] = fmt.Sprintf("$%d", len(args))
+		}
+		skip += " AND merchant_id NOT IN (" + strings.Join(ph, ", ") + ")"
+	}
 	q := `UPDATE outbox SET lease_until = $1 WHERE id IN (
-		SELECT id FROM outbox WHERE state = 'pending' AND next_at <= $2 AND lease_until <= $2` + skip + `
-		ORDER BY next_at, id LIMIT $3` + w.db.ForUpdate() + `)
+		SELECT id FROM outbox WHERE id IN (
+			SELECT id FROM (
+				SELECT id, next_at, ROW_NUMBER() OVER (PARTITION BY merchant_id ORDER BY next_at, id) AS turn
+				FROM outbox WHERE state = 'pending' AND next_at <= $2 AND lease_until <= $2` + skip + `
+			) due ORDER BY turn, next_at, id LIMIT $3
+		) AND state = 'pending' AND next_at <= $2 AND lease_until <= $2` + w.db.ForUpdate() + `)
 		RETURNING id, notify_id, kind, merchant_id, url, body, attempts, next_at`
 	var jobs []job
 	err := w.db.WriteTx(ctx, func(tx *sql.Tx) error {
@@ -474,9 +545,11 @@ func (w *Worker) deliver(ctx context.Context, now time.Time, elapsed time.Durati
 
 // post sends j's body and judges the answer.
 func (w *Worker) post(ctx context.Context, j job) (res result) {
+	// The latency clock starts before the deadline is set, so a timed-out attempt never measures
+	// less than the timeout.
+	start := time.Now()
 	rctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
 	defer cancel()
-	start := time.Now()
 	defer func() {
 		res.latency = time.Since(start)
 		res.err = clean(res.err, 1024)
@@ -490,6 +563,10 @@ func (w *Worker) post(ctx context.Context, j job) (res result) {
 	req.Header.Set("User-Agent", "medpay-notify/1")
 	resp, err := w.client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = RedactURL(ue.URL) // the error is logged and kept in notify_attempts
+		}
 		res.err = describe(err, rctx, ctx, w.opts.Timeout)
 		return res
 	}

@@ -2,7 +2,9 @@ package payment
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/medpay/medpay"
@@ -10,14 +12,24 @@ import (
 	"github.com/medpay/medpay/sqlstore"
 )
 
-// BindCard verifies a payer's identity with the bureau and binds the card to (appid, openid).
-func (s *Service) BindCard(ctx context.Context, appid, openid string, id medpay.Identity) (*medpay.Binding, error) {
-	p, err := s.Bureau.VerifyIdentity(ctx, id)
+// BindCard verifies a payer's identity with the bureau (1101) and binds the card to (appid,
+// openid) under auth, the payer's long-lived authorisation at the bureau (scope bind), which
+// must be the same person's: the holder proved it on the bureau's page.
+func (s *Service) BindCard(ctx context.Context, appid, openid string, id medpay.Identity, auth *medpay.PayAuth) (*medpay.Binding, error) {
+	if auth == nil || auth.PayAuthNo == "" {
+		return nil, medpay.Errorf(medpay.ErrIdentityMismatch, "需要参保人在医保电子凭证页面授权")
+	}
+	p, err := s.Bureau.Identify(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	b := &medpay.Binding{AppID: appid, OpenID: openid, PsnNo: p.PsnNo, Name: p.Name, IDNo: p.IDNo,
-		CardNo: p.CardNo, CityID: p.CityID, Insutype: p.Insutype}
+	if p.PsnNo != auth.PsnNo {
+		return nil, medpay.Errorf(medpay.ErrIdentityMismatch, "授权的参保人与填写的身份信息不一致")
+	}
+	// The bureau may answer masked names and numbers: keep what the payer typed, now verified.
+	b := &medpay.Binding{AppID: appid, OpenID: openid, PsnNo: p.PsnNo, Name: strings.TrimSpace(id.Name),
+		IDNo: strings.ToUpper(strings.TrimSpace(id.IDNo)), CardNo: strings.TrimSpace(id.CardNo), CityID: p.CityID,
+		Insutype: p.Insutype, PayAuthNo: auth.PayAuthNo}
 	if err := s.Store.Bind(ctx, b, s.now()); err != nil {
 		return nil, err
 	}
@@ -52,9 +64,13 @@ func (s *Service) BindLink(ctx context.Context, token string) (*sqlstore.BindLin
 	return s.Store.BindLinkByHash(ctx, secret.Hash(token))
 }
 
+// MaxBindFailures is the number of identities a bind link may try before it is burnt: a link
+// cannot be used to probe the bureau's register.
+const MaxBindFailures = 5
+
 // claimLink claims the link of token, or fails with ErrLinkUnusable (or medpay.ErrNotFound).
 func (s *Service) claimLink(ctx context.Context, token string) (*sqlstore.BindLink, error) {
-	l, err := s.Store.ClaimBindLink(ctx, secret.Hash(token), s.now())
+	l, err := s.Store.ClaimBindLink(ctx, secret.Hash(token), s.now(), MaxBindFailures)
 	if errors.Is(err, medpay.ErrNotFound) {
 		if _, err := s.BindLink(ctx, token); err != nil {
 			return nil, err
@@ -64,24 +80,70 @@ func (s *Service) claimLink(ctx context.Context, token string) (*sqlstore.BindLi
 	return l, err
 }
 
-// BindCardWithLink binds a card through a single-use link: the link is claimed, the bureau
-// verifies the identity, the card is bound to the link's payer. A refusal by the bureau gives the
-// link back (counted against sqlstore.MaxBindFailures), so the payer can correct a typo.
-func (s *Service) BindCardWithLink(ctx context.Context, token string, id medpay.Identity) (*medpay.Binding, *sqlstore.BindLink, error) {
+// release gives a claimed link back after a use that did not happen; failed counts it against
+// MaxBindFailures.
+func (s *Service) release(ctx context.Context, l *sqlstore.BindLink, failed bool) {
+	if err := s.Store.ReleaseBindLink(ctx, l, failed); err != nil {
+		s.log().Warn("release bind link", "err", err)
+	}
+	if failed {
+		l.Failures++
+	}
+}
+
+// pendingBind is what a bind link's use has proved before the bureau's authorisation.
+type pendingBind struct {
+	Identity medpay.Identity `json:"identity"`
+	PsnNo    string          `json:"psn_no"`
+}
+
+// VerifyForBind is the first step of binding through a link: the bureau verifies the identity
+// the payer typed (1101), and the link remembers it while the payer authorises at the bureau
+// (AuthURL, scope bind). A refusal by the bureau counts against MaxBindFailures, so the payer
+// can correct a typo but not probe the register.
+func (s *Service) VerifyForBind(ctx context.Context, token string, id medpay.Identity) (*sqlstore.BindLink, error) {
+	l, err := s.claimLink(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.Bureau.Identify(ctx, id)
+	if err != nil {
+		var refused *medpay.Error
+		s.release(ctx, l, errors.As(err, &refused))
+		return l, err
+	}
+	b, _ := json.Marshal(pendingBind{Identity: id, PsnNo: p.PsnNo})
+	err = s.Store.SetBindLinkPending(ctx, l, string(b))
+	s.release(ctx, l, false) // the link is used up only by the binding itself
+	return l, err
+}
+
+// CompleteBind is the second step: the bureau's authorisation (authCode, scope bind) must be
+// for the person verified in the first, and then the card is bound with its long-lived
+// payAuthNo and the link used up.
+func (s *Service) CompleteBind(ctx context.Context, token, authCode string) (*medpay.Binding, *sqlstore.BindLink, error) {
 	l, err := s.claimLink(ctx, token)
 	if err != nil {
 		return nil, nil, err
 	}
-	b, err := s.BindCard(ctx, l.AppID, l.OpenID, id)
+	var pb pendingBind
+	if l.Pending == "" || json.Unmarshal([]byte(l.Pending), &pb) != nil {
+		s.release(ctx, l, false)
+		return nil, l, medpay.Errorf(medpay.ErrIdentityMismatch, "请先填写并核验身份信息")
+	}
+	auth, err := s.Bureau.Authorize(ctx, authCode)
+	if err == nil && auth.PsnNo != pb.PsnNo {
+		err = medpay.Errorf(medpay.ErrIdentityMismatch, "授权的参保人与填写的身份信息不一致")
+	}
 	if err != nil {
 		var refused *medpay.Error
-		failed := errors.As(err, &refused)
-		if rerr := s.Store.ReleaseBindLink(ctx, l, failed); rerr != nil {
-			s.log().Warn("release bind link", "err", rerr)
-		}
-		if failed {
-			l.Failures++
-		}
+		s.release(ctx, l, errors.As(err, &refused))
+		return nil, l, err
+	}
+	b, err := s.BindCard(ctx, l.AppID, l.OpenID, pb.Identity, auth)
+	if err != nil {
+		var refused *medpay.Error
+		s.release(ctx, l, errors.As(err, &refused))
 		return nil, l, err
 	}
 	return b, l, nil
@@ -94,9 +156,7 @@ func (s *Service) UnbindWithLink(ctx context.Context, token string) (*sqlstore.B
 		return nil, err
 	}
 	if err := s.Store.Unbind(ctx, l.AppID, l.OpenID); err != nil {
-		if rerr := s.Store.ReleaseBindLink(ctx, l, false); rerr != nil {
-			s.log().Warn("release bind link", "err", rerr)
-		}
+		s.release(ctx, l, false)
 		return nil, err
 	}
 	return l, nil

@@ -35,15 +35,19 @@ func SetOrderFields(m *wire.Message, o *medpay.Order) {
 		m.Set("time_end", wire.FormatTime(o.TimeEnd))
 	}
 	m.Set("med_trade_state", string(ReportedState(o)))
-	m.Set("cash_trade_status", o.CashStatus)
-	m.Set("insurance_trade_status", o.InsuranceStatus)
+	// A leg the order does not have is left out: real clients know only the documented states.
+	if o.CashStatus != medpay.LegNoPay {
+		set("cash_trade_status", o.CashStatus)
+	}
+	if o.InsuranceStatus != medpay.LegNoPay {
+		set("insurance_trade_status", o.InsuranceStatus)
+	}
 	set("trade_status_desc", o.StatusDesc)
 	set("insurance_order_id", o.InsuranceOrderID)
 	set("cash_order_id", o.CashOrderID)
 	set("response_content", o.ResponseContent)
-	if o.CardNo != "" {
-		m.Set("medical_card_id", medpay.MaskCardNo(o.CardNo))
-	}
+	// In full: the hospital is an authorised party and passes it on (docs/api/orders.md (queryorder)).
+	set("medical_card_id", o.CardNo)
 }
 
 // SetEnvelope writes the identifiers and result of a successful response or notification.

@@ -33,7 +33,7 @@ const DefaultNoPINLimit int64 = 100_000
 // order's state is NOTPAY, so expiry, closing and the payment page treat it as any unpaid order;
 // the open API reports it as USERPAYING (ReportedState), since for the hospital the payment has
 // begun. Recovery does not touch it: nothing outside has been asked.
-const StepScanned = "scanned"
+const StepScanned = medpay.StepScanned
 
 // ReportedState is the med_trade_state the open API reports for o.
 func ReportedState(o *medpay.Order) medpay.TradeState {

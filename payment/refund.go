@@ -45,6 +45,8 @@ func (s *Service) Refund(ctx context.Context, req *RefundRequest) (*medpay.Refun
 	if r.Fingerprint != fp {
 		return nil, medpay.Errorf(medpay.ErrDuplicateRefundNo, "")
 	}
+	ctx, cancel := detached(ctx)
+	defer cancel()
 	return s.advanceRefund(ctx, r)
 }
 
@@ -114,7 +116,7 @@ func (s *Service) newRefund(o *medpay.Order, prior []*medpay.Refund, req *Refund
 
 // advanceRefund runs a refund's saga from its recovery point.
 func (s *Service) advanceRefund(ctx context.Context, r *medpay.Refund) (*medpay.Refund, error) {
-	for r.State == medpay.RefundProcessing {
+	for conflicts := 0; r.State == medpay.RefundProcessing; {
 		order, err := s.Store.OrderByRowID(ctx, r.OrderID)
 		if err != nil {
 			return r, err
@@ -128,6 +130,9 @@ func (s *Service) advanceRefund(ctx context.Context, r *medpay.Refund) (*medpay.
 			return r, fmt.Errorf("refund %s: unknown step %q", r.MedRefundID, r.Step)
 		}
 		if errors.Is(err, medpay.ErrConflict) {
+			if conflicts++; conflicts > MaxConflicts {
+				return r, errTooManyConflicts
+			}
 			cur, rerr := s.Store.RefundByID(ctx, r.MedRefundID)
 			if rerr != nil {
 				return r, rerr
@@ -144,7 +149,9 @@ func (s *Service) advanceRefund(ctx context.Context, r *medpay.Refund) (*medpay.
 
 // refundBureau gives the insured part back.
 func (s *Service) refundBureau(ctx context.Context, o *medpay.Order, r *medpay.Refund) error {
-	br, err := s.Bureau.Refund(ctx, r.BureauSerial(), o.SettleSerial())
+	req := medpay.RefundRequest{PayOrdID: o.PayOrdID, AppRefdSn: r.BureauSerial(), PayAuthNo: o.PayAuthNo,
+		RefdType: medpay.RefundHI, HifpPay: o.HifpPay, AcctPay: o.AcctPay}
+	br, err := s.Bureau.Refund(ctx, req)
 	s.fault("bureau_refunded")
 	var rejected *medpay.Error
 	switch {
@@ -160,7 +167,8 @@ func (s *Service) refundBureau(ctx context.Context, o *medpay.Order, r *medpay.R
 		}
 		return medpay.Errorf(medpay.ErrBureauRefund, "bureau refused the refund: %s", rejected.Message)
 	case err != nil:
-		if br, err = s.Bureau.QueryRefund(ctx, r.BureauSerial()); err != nil {
+		// 6203 is idempotent on appRefdSn: asking again is how its outcome is found.
+		if br, err = s.Bureau.Refund(ctx, req); err != nil {
 			// Unknown: the refund is idempotent on its serial, so a retry (or recovery) asks again.
 			s.log().Warn("bureau refund outcome unknown", "med_refund_id", r.MedRefundID, "err", err)
 			return medpay.Errorf(medpay.ErrBureauRefund, "bureau refund outcome unknown; retry with the same hosp_out_refund_no")
@@ -231,8 +239,8 @@ func (s *Service) saveRefund(ctx context.Context, r, next *medpay.Refund, ch sql
 func (s *Service) finishRefund(ctx context.Context, o *medpay.Order, r, next *medpay.Refund, ts []medpay.Transfer) error {
 	now := s.now()
 	next.State, next.Step, next.StatusDesc, next.SuccessTime = medpay.RefundSuccess, "", "退款成功", now
-	ch := sqlstore.RefundChange{Transfers: ts, OrderRefunded: true}
-	if o.NotifyURL != "" {
+	ch := sqlstore.RefundChange{Transfers: ts, Order: orderRefunded(r)}
+	if next.NotifyURL() != "" {
 		n, err := s.refundNotification(ctx, o, next)
 		if err != nil {
 			return err
@@ -249,6 +257,19 @@ func (s *Service) finishRefund(ctx context.Context, o *medpay.Order, r, next *me
 	return nil
 }
 
+// orderRefunded is what a successful refund does to its order: the order moves to REFUND, and
+// each leg the refund gives something back of moves to REFUND too.
+func orderRefunded(r *medpay.Refund) *sqlstore.OrderMove {
+	m := &sqlstore.OrderMove{State: medpay.StateRefund, StatusDesc: "转入退款"}
+	if r.CashRefundFee > 0 {
+		m.CashStatus = medpay.LegRefund
+	}
+	if r.InsuranceRefundFee > 0 {
+		m.InsuranceStatus = medpay.LegRefund
+	}
+	return m
+}
+
 // SetRefundFields writes a refund's fields (docs/api/refunds.md).
 func SetRefundFields(m *wire.Message, o *medpay.Order, r *medpay.Refund) {
 	m.Set("med_refund_id", r.MedRefundID)
@@ -262,8 +283,15 @@ func SetRefundFields(m *wire.Message, o *medpay.Order, r *medpay.Refund) {
 		m.Set("part_refund_type", r.PartRefundType)
 	}
 	m.Set("med_refund_state", r.State)
-	m.Set("cash_refund_status", r.CashStatus)
-	m.Set("insurance_refund_status", r.InsuranceStatus)
+	// A leg the refund does not have is left out; cash_refund_stauts repeats the cash status
+	// under the misspelt name real clients read (docs/api/refunds.md (queryrefund)).
+	if r.CashStatus != medpay.RefundLegNone {
+		m.Set("cash_refund_status", r.CashStatus)
+		m.Set("cash_refund_stauts", r.CashStatus)
+	}
+	if r.InsuranceStatus != medpay.RefundLegNone {
+		m.Set("insurance_refund_status", r.InsuranceStatus)
+	}
 	if r.StatusDesc != "" {
 		m.Set("refund_status_desc", r.StatusDesc)
 	}
@@ -273,7 +301,11 @@ func SetRefundFields(m *wire.Message, o *medpay.Order, r *medpay.Refund) {
 }
 
 func (s *Service) refundNotification(ctx context.Context, o *medpay.Order, r *medpay.Refund) (*notify.Notification, error) {
-	return s.notification(ctx, o, "REFUND", r.MedRefundID+"-REFUND", r.ID, func(m *wire.Message) { SetRefundFields(m, o, r) })
+	n, err := s.notification(ctx, o, "REFUND", r.MedRefundID+"-REFUND", r.ID, func(m *wire.Message) { SetRefundFields(m, o, r) })
+	if n != nil {
+		n.URL = r.NotifyURL()
+	}
+	return n, err
 }
 
 // RecoverRefunds resumes up to limit refunds left mid-saga whose last change is older than before.

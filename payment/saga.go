@@ -26,6 +26,23 @@ func (e *PINError) Error() string {
 	return fmt.Sprintf("wrong PIN, %d attempts left", e.Remaining)
 }
 
+// SagaTimeout bounds a saga run detached from the request that started it.
+const SagaTimeout = 2 * time.Minute
+
+// MaxConflicts caps how often a saga reloads a row another process changed before it gives up
+// and leaves the work to recovery.
+const MaxConflicts = 20
+
+// detached keeps ctx's values but not its cancellation, under a deadline of its own: a payer
+// closing the page, or a hospital's client timing out, must not abandon a saga between two
+// outside calls, leaving the order to the recovery loop.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), SagaTimeout)
+}
+
+// errTooManyConflicts ends a saga run that kept losing its row to other processes.
+var errTooManyConflicts = errors.New("saga: the row kept changing under this process; left to recovery")
+
 // PayerKey names the payer for the cash channel and the PIN lockout.
 func PayerKey(o *medpay.Order) string { return medpay.PayerID(o.Payer()) }
 
@@ -37,26 +54,26 @@ func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.
 	if err != nil || o.State != medpay.StateNotPay {
 		return o, err // already paid: the payer sees the result again
 	}
-	now := s.now()
 	payer := PayerKey(o)
-	if until, err := s.Store.PINBlockedUntil(ctx, payer, now); err != nil {
+	// The attempt is counted before the PIN is checked, in one step with the blocks' check.
+	a, err := s.Store.BeginPIN(ctx, payer, o.MedTransID, o.TimeExpire, s.now())
+	if err != nil {
 		return nil, err
-	} else if !until.IsZero() {
-		return o, &PINError{BlockedUntil: until}
+	} else if a.Refused {
+		return o, &PINError{BlockedUntil: a.BlockedUntil}
 	}
 	pinErr := s.Cash.VerifyPIN(ctx, payer, pin)
 	if pinErr != nil && !errors.Is(pinErr, medpay.ErrWrongPIN) {
 		return nil, pinErr
 	}
-	failures, until, err := s.Store.RecordPIN(ctx, payer, pinErr == nil, now)
-	if err != nil {
-		return nil, err
-	}
 	if pinErr != nil {
-		if !until.IsZero() {
-			return o, &PINError{BlockedUntil: until}
+		if !a.BlockedUntil.IsZero() {
+			return o, &PINError{BlockedUntil: a.BlockedUntil}
 		}
-		return o, &PINError{Remaining: sqlstore.MaxPINFailures - failures}
+		return o, &PINError{Remaining: a.Remaining}
+	}
+	if err := s.Store.PINSucceeded(ctx, payer, o.MedTransID); err != nil {
+		return nil, err
 	}
 	return s.start(ctx, o)
 }
@@ -100,6 +117,8 @@ func (s *Service) start(ctx context.Context, o *medpay.Order) (*medpay.Order, er
 	} else if err != nil {
 		return nil, err
 	}
+	ctx, cancel := detached(ctx)
+	defer cancel()
 	return s.advance(ctx, &paying)
 }
 
@@ -118,7 +137,7 @@ func confirmable(o *medpay.Order) error {
 // advance runs the saga from the order's recovery point until it is done or an outside party's
 // answer is needed later. A returned error leaves the order at a recovery point.
 func (s *Service) advance(ctx context.Context, o *medpay.Order) (*medpay.Order, error) {
-	for o.Step != medpay.StepDone && o.Step != medpay.StepNone {
+	for conflicts := 0; o.Step != medpay.StepDone && o.Step != medpay.StepNone; {
 		var err error
 		switch o.Step {
 		case medpay.StepSettle:
@@ -131,6 +150,10 @@ func (s *Service) advance(ctx context.Context, o *medpay.Order) (*medpay.Order, 
 			return o, fmt.Errorf("order %s: unknown step %q", o.MedTransID, o.Step)
 		}
 		if errors.Is(err, medpay.ErrConflict) {
+			if conflicts++; conflicts > MaxConflicts {
+				s.log().Warn("payment left to recovery", "med_trans_id", o.MedTransID, "step", o.Step, "err", errTooManyConflicts)
+				return o, errTooManyConflicts
+			}
 			// Another process moved the order on; carry on from where it is now.
 			cur, rerr := s.Store.OrderByID(ctx, o.MedTransID)
 			if rerr != nil {
@@ -148,12 +171,9 @@ func (s *Service) advance(ctx context.Context, o *medpay.Order) (*medpay.Order, 
 }
 
 func (s *Service) settle(ctx context.Context, o *medpay.Order) error {
-	m, err := s.Store.MerchantByID(ctx, o.MerchantID)
-	if err != nil {
-		return err
-	}
-	serial := o.SettleSerial()
-	st, err := s.Bureau.Settle(ctx, s.settleRequest(o, m.Level, serial))
+	ref := medpay.OrderRef{PayOrdID: o.PayOrdID, PayToken: o.PayToken}
+	st, err := s.Bureau.Settle(ctx, medpay.SettleRequest{PayOrdID: o.PayOrdID, PayToken: o.PayToken,
+		PayAuthNo: o.PayAuthNo, OrgBizSer: o.SettleSerial()})
 	s.fault("settled")
 	var rejected *medpay.Error
 	switch {
@@ -163,9 +183,13 @@ func (s *Service) settle(ctx context.Context, o *medpay.Order) error {
 		return s.finish(ctx, o, &next, medpay.StatePayError, "医保结算失败: "+rejected.Message, nil)
 	case err != nil:
 		// The answer was lost: ask what happened before deciding.
-		st, err = s.Bureau.QuerySettlement(ctx, serial)
+		st, err = s.Bureau.Query(ctx, ref)
+		if err == nil && !medpay.OrdSettledState(st.OrdStas) {
+			err = fmt.Errorf("bureau order %s in state %d", o.PayOrdID, st.OrdStas)
+		}
 		if err != nil {
-			// Settled or not, nobody can tell: undo it (冲正) so that nothing stays taken.
+			// Settled or not, nobody can tell (a settle may still be on its way): undo it, so that
+			// nothing stays taken.
 			s.log().Warn("settlement outcome unknown, reversing", "med_trans_id", o.MedTransID, "err", err)
 			next := *o
 			next.Step, next.StatusDesc = medpay.StepReverse, descReversingUnknown
@@ -251,8 +275,8 @@ func (s *Service) charge(ctx context.Context, o *medpay.Order) error {
 const descReversingUnknown = "医保结算结果未知,正在冲正"
 
 func (s *Service) reverse(ctx context.Context, o *medpay.Order) error {
-	if err := s.Bureau.Reverse(ctx, o.SettleSerial()); err != nil {
-		return fmt.Errorf("bureau reverse %s: %w", o.SettleSerial(), err)
+	if err := s.undoSettlement(ctx, o); err != nil {
+		return err
 	}
 	s.fault("reversed")
 	next := *o
@@ -270,6 +294,45 @@ func (s *Service) reverse(ctx context.Context, o *medpay.Order) error {
 		desc = "医保结算超时,已冲正,未扣款"
 	}
 	return s.finish(ctx, o, &next, medpay.StatePayError, desc, nil)
+}
+
+// undoSettlement makes sure the bureau keeps nothing of the order's settlement (冲正): an upload
+// that was not settled is revoked (6401), which also refuses a settle still on its way; a
+// settlement is refunded (6203 HI, idempotent on ReverseSerial) of what the bureau settled.
+func (s *Service) undoSettlement(ctx context.Context, o *medpay.Order) error {
+	ref := medpay.OrderRef{PayOrdID: o.PayOrdID, PayToken: o.PayToken}
+	hifp, acct := o.HifpPay, o.AcctPay
+	if o.InsuranceStatus != medpay.LegPayed {
+		err := s.Bureau.Revoke(ctx, ref)
+		var refused *medpay.Error
+		if !errors.As(err, &refused) {
+			if err != nil {
+				return fmt.Errorf("bureau revoke %s: %w", o.PayOrdID, err)
+			}
+			return nil
+		}
+		// Refused: settled after all (or gone); the bureau's figures decide.
+		st, qerr := s.Bureau.Query(ctx, ref)
+		if qerr != nil {
+			return fmt.Errorf("bureau revoke %s refused (%v), query: %w", o.PayOrdID, err, qerr)
+		}
+		switch {
+		case st.OrdStas == medpay.OrdRevoked:
+			return nil
+		case !medpay.OrdSettledState(st.OrdStas) && st.OrdStas != medpay.OrdRefunded:
+			return fmt.Errorf("bureau revoke %s: %w", o.PayOrdID, err)
+		}
+		hifp, acct = st.HifpPay, st.AcctPay
+	}
+	if hifp+acct == 0 {
+		return nil
+	}
+	req := medpay.RefundRequest{PayOrdID: o.PayOrdID, AppRefdSn: o.ReverseSerial(), PayAuthNo: o.PayAuthNo,
+		RefdType: medpay.RefundHI, HifpPay: hifp, AcctPay: acct, Reason: "冲正"}
+	if _, err := s.Bureau.Refund(ctx, req); err != nil {
+		return fmt.Errorf("bureau refund %s to undo the settlement: %w", req.AppRefdSn, err)
+	}
+	return nil
 }
 
 // finish moves the order to a final state with its ledger transfers and its notification, in one

@@ -114,7 +114,10 @@ func checkAmounts(r *PlaceRequest) error {
 			return medpay.Errorf(medpay.ErrAmountInconsistent, "pay_type 3 requires insurance_fee > 0")
 		}
 	}
-	if r.CashFee+r.InsuranceFee > r.TotalFee {
+	if !medpay.FeeInRange(r.TotalFee, r.CashFee, r.InsuranceFee, r.CashAddFee, r.CashReducedFee) {
+		return medpay.Errorf(medpay.ErrAmountInconsistent, "an amount exceeds %d", medpay.MaxFee)
+	}
+	if legs, ok := medpay.AddFen(r.CashFee, r.InsuranceFee); !ok || legs > r.TotalFee {
 		return medpay.Errorf(medpay.ErrAmountInconsistent, "cash_fee + insurance_fee exceeds total_fee")
 	}
 	if r.CashAddFee > r.CashFee {
@@ -224,31 +227,34 @@ func (s *Service) preSettle(ctx context.Context, r *PlaceRequest, o *medpay.Orde
 	if b.CityID != r.CityID {
 		return medpay.Errorf(medpay.ErrIdentityMismatch, "the bound card belongs to city %s, not %s", b.CityID, r.CityID)
 	}
-	o.PsnNo, o.CardNo = b.PsnNo, b.CardNo
-	st, err := s.Bureau.PreSettle(ctx, s.settleRequest(o, r.Merchant.Level, ""))
+	if b.PayAuthNo == "" {
+		// A card bound before the bureau's authorisation was required: the payer binds again.
+		return medpay.Errorf(medpay.ErrNoCard, "the card must be bound again to authorise payments")
+	}
+	o.PsnNo, o.CardNo, o.PayAuthNo = b.PsnNo, b.CardNo, b.PayAuthNo
+	st, err := s.Bureau.Upload(ctx, medpay.UploadRequest{
+		MedOrgOrd:      o.MedTransID,
+		PayAuthNo:      o.PayAuthNo,
+		PsnNo:          o.PsnNo,
+		CityID:         o.CityID,
+		OrgCodg:        o.OrgNo,
+		HospLevel:      r.Merchant.Level,
+		OrderType:      o.OrderType,
+		RequestContent: o.RequestContent,
+		DefaultFee:     o.RequestedInsurance() + o.RequestedCash(),
+	})
 	if err != nil {
 		return bureauError(err)
 	}
+	o.PayOrdID, o.PayToken = st.PayOrdID, st.PayToken
 	return applySplit(o, st)
-}
-
-func (s *Service) settleRequest(o *medpay.Order, level int, serial string) medpay.SettleRequest {
-	return medpay.SettleRequest{
-		Serial:         serial,
-		PsnNo:          o.PsnNo,
-		CityID:         o.CityID,
-		HospLevel:      level,
-		OrderType:      o.OrderType,
-		OrgNo:          o.OrgNo,
-		RequestContent: o.RequestContent,
-		DefaultFee:     o.RequestedInsurance() + o.RequestedCash(),
-	}
 }
 
 // applySplit sets the order's figures from a bureau split, or fails with 507 when they differ
 // from the hospital's expectation and allow_fee_change is 0.
 func applySplit(o *medpay.Order, st *medpay.Settlement) error {
-	if st.HifpPay+st.AcctPay+st.PsnCashPay != st.MedfeeSumamt {
+	if !medpay.FeeInRange(st.HifpPay, st.AcctPay, st.PsnCashPay, st.MedfeeSumamt) ||
+		st.HifpPay+st.AcctPay+st.PsnCashPay != st.MedfeeSumamt {
 		return fmt.Errorf("bureau split does not add up: %+v", st)
 	}
 	insurance := st.Insurance()
@@ -289,7 +295,10 @@ func bureauError(err error) error {
 
 // Close closes a NOTPAY order (docs/api/orders.md (closeorder)).
 func (s *Service) Close(ctx context.Context, o *medpay.Order) (*medpay.Order, error) {
-	for {
+	for conflicts := 0; ; conflicts++ {
+		if conflicts > MaxConflicts {
+			return nil, errTooManyConflicts
+		}
 		switch o.State {
 		case medpay.StateClosed:
 			return o, nil
@@ -305,6 +314,7 @@ func (s *Service) Close(ctx context.Context, o *medpay.Order) (*medpay.Order, er
 		closeOrder(&closed, "已关闭")
 		err := s.Store.UpdateOrder(ctx, &closed, sqlstore.OrderChange{})
 		if err == nil {
+			s.revokeUpload(ctx, &closed)
 			return &closed, nil
 		}
 		if !errors.Is(err, medpay.ErrConflict) {
@@ -341,7 +351,19 @@ func (s *Service) Refresh(ctx context.Context, o *medpay.Order) (*medpay.Order, 
 	if err != nil {
 		return nil, err
 	}
+	s.revokeUpload(ctx, &closed)
 	return &closed, nil
+}
+
+// revokeUpload tells the bureau that a closed order's upload will not be settled (6401). Only
+// good manners: nothing was settled, and a failure is logged, not retried.
+func (s *Service) revokeUpload(ctx context.Context, o *medpay.Order) {
+	if o.PayOrdID == "" {
+		return
+	}
+	if err := s.Bureau.Revoke(ctx, medpay.OrderRef{PayOrdID: o.PayOrdID, PayToken: o.PayToken}); err != nil {
+		s.log().Warn("bureau revoke of a closed order", "med_trans_id", o.MedTransID, "err", err)
+	}
 }
 
 // ExpireOnce closes up to limit expired NOTPAY orders.

@@ -1,6 +1,6 @@
 // Package reconcile compares, for one day, the platform's ledger with the bureau's and the cash
 // channel's own journals — three-way reconciliation. Each party's movements are netted per
-// serial (a bureau settlement, a cash charge) so that a payment, its reversal and its refunds on
+// serial (a bureau order's payOrdId, a cash charge) so that a payment, its reversal and its refunds on
 // the same day cancel out; any serial whose nets differ is a discrepancy for an operator.
 package reconcile
 
@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/medpay/medpay"
-	"github.com/medpay/medpay/bureau"
 	"github.com/medpay/medpay/cash"
 	"github.com/medpay/medpay/sqlstore"
 )
@@ -48,7 +47,7 @@ const (
 )
 
 // Day reconciles the CST calendar day that starts at start.
-func Day(ctx context.Context, store *sqlstore.Store, sim *bureau.Simulator, wallet *cash.Simulator, start time.Time) (*Report, error) {
+func Day(ctx context.Context, store *sqlstore.Store, bu medpay.Bureau, wallet *cash.Simulator, start time.Time) (*Report, error) {
 	end := start.AddDate(0, 0, 1)
 	// nets[party][serial] holds the platform's and the party's view.
 	nets := map[string]map[string]*Amounts{BureauFund: {}, PersonalAccount: {}, Cash: {}}
@@ -77,29 +76,29 @@ func Day(ctx context.Context, store *sqlstore.Store, sim *bureau.Simulator, wall
 		}
 		switch {
 		case strings.HasPrefix(m.Account, "bureau_fund:"):
-			at(BureauFund, o.SettleSerial()).Platform -= m.Amount
+			at(BureauFund, o.PayOrdID).Platform -= m.Amount
 		case strings.HasPrefix(m.Account, "personal_account:"):
-			at(PersonalAccount, o.SettleSerial()).Platform -= m.Amount
+			at(PersonalAccount, o.PayOrdID).Platform -= m.Amount
 		case strings.HasPrefix(m.Account, "payer_wallet:"):
 			at(Cash, o.ChargeSerial()).Platform -= m.Amount
 		}
 	}
 
-	// The bureau's journal: settlements less reversals and refunds, per settlement serial.
-	entries, err := sim.Statement(ctx, start)
+	// The bureau's journal (3201): settlements less refunds, per bureau order (payOrdId).
+	entries, err := bu.Statement(ctx, start)
 	if err != nil {
 		return nil, err
 	}
 	for _, e := range entries {
-		sign, serial := int64(1), e.Serial
+		sign := int64(1)
 		switch e.Kind {
-		case bureau.KindReverse:
+		case medpay.StmtRevoke:
+			sign = 0 // moves nothing, but the platform must agree that nothing moved
+		case medpay.StmtRefund:
 			sign = -1
-		case bureau.KindRefund:
-			sign, serial = -1, e.SettleSerial
 		}
-		at(BureauFund, serial).Books += sign * e.HifpPay
-		at(PersonalAccount, serial).Books += sign * e.AcctPay
+		at(BureauFund, e.PayOrdID).Books += sign * e.HifpPay
+		at(PersonalAccount, e.PayOrdID).Books += sign * e.AcctPay
 	}
 
 	// The cash channel's journal: charges less refunds, per charge serial.

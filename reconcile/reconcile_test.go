@@ -66,8 +66,16 @@ func TestDayBalancesThenFindsDiscrepancies(t *testing.T) {
 	// Money the platform never recorded: a settlement made at the bureau behind its back, and a
 	// cash charge under a serial it never used.
 	p, _ := bureau.FindPerson("440300", bureau.ScenarioEmployee)
-	if _, err := env.Bureau.Settle(ctx, medpay.SettleRequest{Serial: "ORPHAN-S1", PsnNo: p.PsnNo, CityID: "440300", HospLevel: 3,
-		OrderType: "DiagPay", DefaultFee: 1000}); err != nil {
+	auth, err := env.Bureau.SandboxPayAuth(ctx, p.IDNo, medpay.ScopePay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := env.Bureau.Upload(ctx, medpay.UploadRequest{MedOrgOrd: "ORPHAN", PayAuthNo: auth.PayAuthNo, CityID: "440300",
+		HospLevel: 3, OrderType: "DiagPay", DefaultFee: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Bureau.Settle(ctx, medpay.SettleRequest{PayOrdID: up.PayOrdID, PayToken: up.PayToken, OrgBizSer: "ORPHAN-S1"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := env.Cash.Charge(ctx, "ORPHAN-C1", h.AppID+"/r-cash", 300); err != nil {
@@ -78,9 +86,9 @@ func TestDayBalancesThenFindsDiscrepancies(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]reconcile.Amounts{
-		reconcile.BureauFund + "/ORPHAN-S1":      {Platform: 0, Books: 550},
-		reconcile.PersonalAccount + "/ORPHAN-S1": {Platform: 0, Books: 450},
-		reconcile.Cash + "/ORPHAN-C1":            {Platform: 0, Books: 300},
+		reconcile.BureauFund + "/" + up.PayOrdID:      {Platform: 0, Books: 550},
+		reconcile.PersonalAccount + "/" + up.PayOrdID: {Platform: 0, Books: 450},
+		reconcile.Cash + "/ORPHAN-C1":                 {Platform: 0, Books: 300},
 	}
 	if len(r.Discrepancies) != len(want) {
 		t.Fatalf("discrepancies %+v", r.Discrepancies)

@@ -1,10 +1,12 @@
 // Package secret generates credentials and keeps them safe at rest: API keys are sealed with a
-// server key (they are needed in clear to sign), app secrets and tokens are only stored hashed.
+// server key (they are needed in clear to sign), and so are payers' names, ID and card numbers;
+// app secrets and tokens are only stored hashed.
 package secret
 
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -55,8 +57,12 @@ func Hash(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Box seals small secrets (API keys) with AES-256-GCM under the server key.
-type Box struct{ aead cipher.AEAD }
+// Box seals small secrets (API keys, personal data) with AES-256-GCM under the server key, and
+// gives sealed values a keyed hash for lookups.
+type Box struct {
+	aead   cipher.AEAD
+	lookup []byte // HMAC key of Lookup, derived from the server key
+}
 
 // NewBox returns a box for a 32-byte key.
 func NewBox(key []byte) (*Box, error) {
@@ -71,7 +77,18 @@ func NewBox(key []byte) (*Box, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Box{aead: aead}, nil
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("medpay lookup hash v1"))
+	return &Box{aead: aead, lookup: mac.Sum(nil)}, nil
+}
+
+// Lookup is a keyed hash of s (hex HMAC-SHA256 under a key derived from the server key): equal
+// values hash alike, so a sealed column can be searched, but without the server key the hash
+// tells nothing, not even for values as guessable as ID numbers.
+func (b *Box) Lookup(s string) string {
+	mac := hmac.New(sha256.New, b.lookup)
+	mac.Write([]byte(s))
+	return hex.EncodeToString(mac.Sum(nil))
 }
 
 // Seal encrypts plaintext; the result is base64 of nonce || ciphertext.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/medpay/medpay"
@@ -12,12 +13,14 @@ import (
 // Bind stores b as the card bound to (b.AppID, b.OpenID), replacing an earlier one.
 func (s *Store) Bind(ctx context.Context, b *medpay.Binding, now time.Time) error {
 	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO bindings (appid, openid, psn_no, name, id_no, card_no, city_id, insutype, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		_, err := tx.ExecContext(ctx, `INSERT INTO bindings (appid, openid, psn_no, name, id_no, card_no, city_id, insutype, created_at, id_hash, pay_auth_no)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 			ON CONFLICT (appid, openid) DO UPDATE SET psn_no = excluded.psn_no, name = excluded.name,
 			id_no = excluded.id_no, card_no = excluded.card_no, city_id = excluded.city_id,
-			insutype = excluded.insutype, created_at = excluded.created_at`,
-			b.AppID, b.OpenID, b.PsnNo, b.Name, b.IDNo, b.CardNo, b.CityID, b.Insutype, ms(now))
+			insutype = excluded.insutype, created_at = excluded.created_at, id_hash = excluded.id_hash,
+			pay_auth_no = excluded.pay_auth_no`,
+			b.AppID, b.OpenID, b.PsnNo, s.seal(b.Name), s.seal(b.IDNo), s.seal(b.CardNo), b.CityID, b.Insutype, ms(now),
+			s.idHash(b.IDNo), s.sealOptional(b.PayAuthNo))
 		return err
 	})
 }
@@ -32,64 +35,120 @@ func (s *Store) Unbind(ctx context.Context, appid, openid string) error {
 
 // BindingFor returns the card bound to (appid, openid), or medpay.ErrNotFound.
 func (s *Store) BindingFor(ctx context.Context, appid, openid string) (*medpay.Binding, error) {
+	return s.scanBinding(s.db.sql.QueryRowContext(ctx, `SELECT `+bindingColumns+`
+		FROM bindings WHERE appid = $1 AND openid = $2`, appid, openid))
+}
+
+const bindingColumns = `appid, openid, psn_no, name, id_no, card_no, city_id, insutype, pay_auth_no`
+
+// scanBinding reads a binding row, opening its sealed name, ID and card numbers.
+func (s *Store) scanBinding(row scanner) (*medpay.Binding, error) {
 	var b medpay.Binding
-	err := s.db.sql.QueryRowContext(ctx, `SELECT appid, openid, psn_no, name, id_no, card_no, city_id, insutype
-		FROM bindings WHERE appid = $1 AND openid = $2`, appid, openid).Scan(
-		&b.AppID, &b.OpenID, &b.PsnNo, &b.Name, &b.IDNo, &b.CardNo, &b.CityID, &b.Insutype)
+	var payAuth string
+	err := row.Scan(&b.AppID, &b.OpenID, &b.PsnNo, &b.Name, &b.IDNo, &b.CardNo, &b.CityID, &b.Insutype, &payAuth)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, medpay.ErrNotFound
 	}
-	return &b, err
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range []*string{&b.Name, &b.IDNo, &b.CardNo} {
+		if *v, err = s.open(*v); err != nil {
+			return nil, fmt.Errorf("binding of %s/%s: %w", b.AppID, b.OpenID, err)
+		}
+	}
+	if b.PayAuthNo, err = s.openOptional(payAuth); err != nil {
+		return nil, fmt.Errorf("binding of %s/%s: %w", b.AppID, b.OpenID, err)
+	}
+	return &b, nil
 }
 
 // PIN lockout policy.
 const (
-	MaxPINFailures = 5
+	MaxPINFailures = 5 // wrong PINs in a row that block a payer for PINBlock
 	PINBlock       = 15 * time.Minute
+	// MaxOrderPINFailures wrong PINs on one order lock that order's PIN confirmation until it
+	// expires. It is below MaxPINFailures, so a stranger holding one pay_url cannot block the
+	// payer's other orders.
+	MaxOrderPINFailures = 3
 )
 
-// PINBlockedUntil returns when payer's confirmations unblock (zero when not blocked at now).
-func (s *Store) PINBlockedUntil(ctx context.Context, payer string, now time.Time) (time.Time, error) {
-	var until int64
-	err := s.db.sql.QueryRowContext(ctx, `SELECT blocked_until FROM pin_failures WHERE payer = $1`, payer).Scan(&until)
-	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, nil
-	}
-	if err != nil {
-		return time.Time{}, err
-	}
-	if until <= ms(now) {
-		return time.Time{}, nil
-	}
-	return fromMS(until), nil
+// PINAttempt is the outcome of BeginPIN.
+type PINAttempt struct {
+	// Refused: a block is in force; the PIN must not be checked.
+	Refused bool
+	// BlockedUntil is, when Refused, the end of the block in force; otherwise the end of the
+	// block this attempt starts should the PIN be wrong (zero when it starts none).
+	BlockedUntil time.Time
+	// Remaining is the attempts left should this one be wrong.
+	Remaining int
 }
 
-// RecordPIN records a PIN attempt: a success clears the count; the MaxPINFailures-th failure in a
-// row blocks the payer for PINBlock. It returns the failures so far and the block's end.
-func (s *Store) RecordPIN(ctx context.Context, payer string, ok bool, now time.Time) (failures int, blockedUntil time.Time, err error) {
-	err = s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		if ok {
-			_, err := tx.ExecContext(ctx, `DELETE FROM pin_failures WHERE payer = $1`, payer)
-			failures, blockedUntil = 0, time.Time{}
-			return err
+// pinKey is the row of an order's own count in pin_failures, beside the payers' rows.
+func pinKey(medTransID string) string { return "order:" + medTransID }
+
+// BeginPIN counts a PIN attempt of payer on order medTransID before the PIN is checked, in one
+// transaction with the check of both blocks: concurrent wrong PINs cannot together exceed the
+// limits, because each attempt is counted as a failure before it may be checked. A right PIN
+// then clears the counts (PINSucceeded). orderEnd is when the order expires: the end of its own
+// block.
+func (s *Store) BeginPIN(ctx context.Context, payer, medTransID string, orderEnd, now time.Time) (PINAttempt, error) {
+	if orderEnd.IsZero() {
+		orderEnd = now.Add(PINBlock)
+	}
+	var a PINAttempt
+	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		a = PINAttempt{}
+		keys := []struct {
+			key   string
+			limit int
+			end   time.Time
+		}{
+			{payer, MaxPINFailures, now.Add(PINBlock)},
+			{pinKey(medTransID), MaxOrderPINFailures, orderEnd},
 		}
-		var until int64
-		err := tx.QueryRowContext(ctx, `INSERT INTO pin_failures (payer, failures, blocked_until, updated_at) VALUES ($1, 1, 0, $2)
-			ON CONFLICT (payer) DO UPDATE SET failures = pin_failures.failures + 1, updated_at = excluded.updated_at
-			RETURNING failures, blocked_until`, payer, ms(now)).Scan(&failures, &until)
-		if err != nil {
-			return err
+		failures := make([]int, len(keys))
+		for i, k := range keys {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO pin_failures (payer, failures, blocked_until, updated_at)
+				VALUES ($1, 0, 0, $2) ON CONFLICT (payer) DO NOTHING`, k.key, ms(now)); err != nil {
+				return err
+			}
+			var until int64
+			if err := tx.QueryRowContext(ctx, `SELECT failures, blocked_until FROM pin_failures WHERE payer = $1`+s.db.LockRow(),
+				k.key).Scan(&failures[i], &until); err != nil {
+				return err
+			}
+			if until > ms(now) {
+				a.Refused, a.BlockedUntil = true, fromMS(until)
+				return nil
+			}
 		}
-		if until <= ms(now) {
-			until = 0 // a block already served is not reported
+		a.Remaining = MaxPINFailures
+		for i, k := range keys {
+			n, until := failures[i]+1, int64(0)
+			if n >= k.limit {
+				// The block starts now, should this attempt be wrong; the count starts again
+				// once it is served.
+				n, until = 0, ms(k.end)
+				if a.BlockedUntil.IsZero() || fromMS(until).After(a.BlockedUntil) {
+					a.BlockedUntil = fromMS(until)
+				}
+			}
+			a.Remaining = min(a.Remaining, k.limit-failures[i]-1)
+			if _, err := tx.ExecContext(ctx, `UPDATE pin_failures SET failures = $1, blocked_until = $2, updated_at = $3
+				WHERE payer = $4`, n, until, ms(now), k.key); err != nil {
+				return err
+			}
 		}
-		if failures >= MaxPINFailures {
-			until = ms(now.Add(PINBlock))
-			// The count starts again once the block is served.
-			_, err = tx.ExecContext(ctx, `UPDATE pin_failures SET failures = 0, blocked_until = $1 WHERE payer = $2`, until, payer)
-		}
-		blockedUntil = fromMS(until)
+		return nil
+	})
+	return a, err
+}
+
+// PINSucceeded clears the counts and blocks of payer and of order medTransID after a right PIN.
+func (s *Store) PINSucceeded(ctx context.Context, payer, medTransID string) error {
+	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM pin_failures WHERE payer IN ($1, $2)`, payer, pinKey(medTransID))
 		return err
 	})
-	return failures, blockedUntil, err
 }

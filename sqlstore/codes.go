@@ -16,10 +16,6 @@ import (
 // credential's fault (the bureau refused the identity, the order could not be placed) releases
 // the claim again, so a credential is spent only by a successful use.
 
-// MaxBindFailures is the number of identities a bind link may try before it is burnt: a link
-// cannot be used to probe the bureau's register.
-const MaxBindFailures = 5
-
 // codeRetention is how long expired credentials are kept (so that a late use is told "used" or
 // "expired" rather than "unknown") before the issuing path purges them.
 const codeRetention = 24 * time.Hour
@@ -39,19 +35,23 @@ type BindLink struct {
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
 	UsedAt     time.Time
+	// Pending is what the payer's use of the link has proved so far, waiting for the bureau's
+	// authorisation (opaque here; sealed at rest).
+	Pending string
 }
 
-// Usable reports whether the link can still be used at now.
-func (l *BindLink) Usable(now time.Time) bool {
-	return l.UsedAt.IsZero() && now.Before(l.ExpiresAt) && l.Failures < MaxBindFailures
+// Usable reports whether the link can still be used at now, given the failures that burn it.
+func (l *BindLink) Usable(now time.Time, maxFailures int) bool {
+	return l.UsedAt.IsZero() && now.Before(l.ExpiresAt) && l.Failures < maxFailures
 }
 
-const bindLinkColumns = `id, merchant_id, appid, openid, return_url, failures, created_at, expires_at, used_at`
+const bindLinkColumns = `id, merchant_id, appid, openid, return_url, failures, created_at, expires_at, used_at, pending`
 
-func scanBindLink(row scanner) (*BindLink, error) {
+func (s *Store) scanBindLink(row scanner) (*BindLink, error) {
 	var l BindLink
 	var created, expires, used int64
-	err := row.Scan(&l.ID, &l.MerchantID, &l.AppID, &l.OpenID, &l.ReturnURL, &l.Failures, &created, &expires, &used)
+	var pending string
+	err := row.Scan(&l.ID, &l.MerchantID, &l.AppID, &l.OpenID, &l.ReturnURL, &l.Failures, &created, &expires, &used, &pending)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, medpay.ErrNotFound
 	}
@@ -59,7 +59,18 @@ func scanBindLink(row scanner) (*BindLink, error) {
 		return nil, err
 	}
 	l.CreatedAt, l.ExpiresAt, l.UsedAt = fromMS(created), fromMS(expires), fromMS(used)
+	if l.Pending, err = s.openOptional(pending); err != nil {
+		return nil, err
+	}
 	return &l, nil
+}
+
+// SetBindLinkPending records (sealed) what the use of the claimed link l has proved so far.
+func (s *Store) SetBindLinkPending(ctx context.Context, l *BindLink, pending string) error {
+	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE bind_links SET pending = $1 WHERE id = $2`, s.sealOptional(pending), l.ID)
+		return err
+	})
 }
 
 // CreateBindLink stores l under hash and sets l.ID; a taken hash gives medpay.ErrConflict. Links
@@ -83,25 +94,26 @@ func (s *Store) CreateBindLink(ctx context.Context, hash string, l *BindLink) er
 
 // BindLinkByHash returns the link stored under hash, used or not, or medpay.ErrNotFound.
 func (s *Store) BindLinkByHash(ctx context.Context, hash string) (*BindLink, error) {
-	return scanBindLink(s.db.sql.QueryRowContext(ctx, `SELECT `+bindLinkColumns+` FROM bind_links WHERE token_hash = $1`, hash))
+	return s.scanBindLink(s.db.sql.QueryRowContext(ctx, `SELECT `+bindLinkColumns+` FROM bind_links WHERE token_hash = $1`, hash))
 }
 
-// ClaimBindLink marks the link under hash used at now if it is unused, unexpired and not burnt,
-// and returns it; otherwise medpay.ErrNotFound (read it with BindLinkByHash to tell why).
-func (s *Store) ClaimBindLink(ctx context.Context, hash string, now time.Time) (*BindLink, error) {
+// ClaimBindLink marks the link under hash used at now if it is unused, unexpired and has fewer
+// than maxFailures failures, and returns it; otherwise medpay.ErrNotFound (read it with
+// BindLinkByHash to tell why).
+func (s *Store) ClaimBindLink(ctx context.Context, hash string, now time.Time, maxFailures int) (*BindLink, error) {
 	var l *BindLink
 	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		l, err = scanBindLink(tx.QueryRowContext(ctx, `UPDATE bind_links SET used_at = $1
+		l, err = s.scanBindLink(tx.QueryRowContext(ctx, `UPDATE bind_links SET used_at = $1
 			WHERE token_hash = $2 AND used_at = 0 AND expires_at > $1 AND failures < $3
-			RETURNING `+bindLinkColumns, ms(now), hash, MaxBindFailures))
+			RETURNING `+bindLinkColumns, ms(now), hash, maxFailures))
 		return err
 	})
 	return l, err
 }
 
 // ReleaseBindLink undoes the claim of l (made at l.UsedAt) after a use that did not happen;
-// failed counts it as one of the MaxBindFailures.
+// failed counts it as a failure.
 func (s *Store) ReleaseBindLink(ctx context.Context, l *BindLink, failed bool) error {
 	inc := 0
 	if failed {

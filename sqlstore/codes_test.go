@@ -12,6 +12,9 @@ import (
 	"github.com/medpay/medpay/sqlstore"
 )
 
+// maxFailures is the limit of failed uses the tests give ClaimBindLink (the rule is payment's).
+const maxFailures = 5
+
 // codesStore is a store with one hospital, for the single-use credential tests.
 func codesStore(t *testing.T, db *sqlstore.DB) (*sqlstore.Store, *medpay.Merchant) {
 	t.Helper()
@@ -41,12 +44,12 @@ func TestBindLinkClaim(t *testing.T) {
 		if err := s.CreateBindLink(ctx, "hash-1", &sqlstore.BindLink{MerchantID: m.ID, CreatedAt: now, ExpiresAt: now}); !errors.Is(err, medpay.ErrConflict) {
 			t.Fatalf("duplicate hash: %v", err)
 		}
-		if _, err := s.ClaimBindLink(ctx, "nope", now); !errors.Is(err, medpay.ErrNotFound) {
+		if _, err := s.ClaimBindLink(ctx, "nope", now, maxFailures); !errors.Is(err, medpay.ErrNotFound) {
 			t.Fatalf("claim unknown: %v", err)
 		}
 		// A refusal releases the claim and counts; MaxBindFailures of them burn the link.
-		for i := 1; i <= sqlstore.MaxBindFailures; i++ {
-			c, err := s.ClaimBindLink(ctx, "hash-1", now)
+		for i := 1; i <= maxFailures; i++ {
+			c, err := s.ClaimBindLink(ctx, "hash-1", now, maxFailures)
 			if err != nil || c.OpenID != "o1" || !c.UsedAt.Equal(now) {
 				t.Fatalf("claim %d: %+v %v", i, c, err)
 			}
@@ -55,10 +58,10 @@ func TestBindLinkClaim(t *testing.T) {
 			}
 		}
 		got, err := s.BindLinkByHash(ctx, "hash-1")
-		if err != nil || got.Failures != sqlstore.MaxBindFailures || !got.UsedAt.IsZero() || got.Usable(now) {
-			t.Fatalf("after %d failures: %+v %v", sqlstore.MaxBindFailures, got, err)
+		if err != nil || got.Failures != maxFailures || !got.UsedAt.IsZero() || got.Usable(now, maxFailures) {
+			t.Fatalf("after %d failures: %+v %v", maxFailures, got, err)
 		}
-		if _, err := s.ClaimBindLink(ctx, "hash-1", now); !errors.Is(err, medpay.ErrNotFound) {
+		if _, err := s.ClaimBindLink(ctx, "hash-1", now, maxFailures); !errors.Is(err, medpay.ErrNotFound) {
 			t.Fatalf("claim a burnt link: %v", err)
 		}
 
@@ -67,11 +70,11 @@ func TestBindLinkClaim(t *testing.T) {
 		if err := s.CreateBindLink(ctx, "hash-2", l2); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.ClaimBindLink(ctx, "hash-2", now.Add(time.Minute)); !errors.Is(err, medpay.ErrNotFound) {
+		if _, err := s.ClaimBindLink(ctx, "hash-2", now.Add(time.Minute), maxFailures); !errors.Is(err, medpay.ErrNotFound) {
 			t.Fatalf("claim at expiry: %v", err)
 		}
 		// Of racing claims exactly one wins.
-		wins := race(t, func() error { _, err := s.ClaimBindLink(ctx, "hash-2", now); return err })
+		wins := race(t, func() error { _, err := s.ClaimBindLink(ctx, "hash-2", now, maxFailures); return err })
 		if wins != 1 {
 			t.Fatalf("%d racing claims won, want 1", wins)
 		}

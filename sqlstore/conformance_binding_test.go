@@ -3,11 +3,16 @@ package sqlstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/medpay/medpay"
+	"github.com/medpay/medpay/secret"
 	"github.com/medpay/medpay/sqlstore"
+	"github.com/medpay/medpay/sqlstore/sqlstoretest"
 )
 
 func TestConformanceBindings(t *testing.T) {
@@ -79,83 +84,108 @@ func TestConformancePINFailures(t *testing.T) {
 	t.Parallel()
 	forEachEngine(t, func(t *testing.T, db *sqlstore.DB) {
 		b := setup(t, db)
-		record := func(payer string, ok bool, at time.Time, wantFailures int, wantUntil time.Time) {
+		orderEnd := t0.Add(2 * time.Hour)
+		begin := func(payer, order string, at time.Time, want sqlstore.PINAttempt) {
 			t.Helper()
-			failures, until, err := b.store.RecordPIN(b.ctx, payer, ok, at)
+			got, err := b.store.BeginPIN(b.ctx, payer, order, orderEnd, at)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if failures != wantFailures || until.UnixMilli() != wantUntil.UnixMilli() {
-				t.Errorf("RecordPIN(%s, ok=%v, t0+%v) = %d, %v; want %d, %v", payer, ok, at.Sub(t0), failures, until, wantFailures, wantUntil)
+			if got.Refused != want.Refused || got.Remaining != want.Remaining || got.BlockedUntil.UnixMilli() != want.BlockedUntil.UnixMilli() {
+				t.Errorf("BeginPIN(%s, %s, t0+%v) = %+v, want %+v", payer, order, at.Sub(t0), got, want)
 			}
 		}
-		blocked := func(payer string, at time.Time, want time.Time) {
+		ok := func(payer, order string) {
 			t.Helper()
-			got, err := b.store.PINBlockedUntil(b.ctx, payer, at)
-			if err != nil {
+			if err := b.store.PINSucceeded(b.ctx, payer, order); err != nil {
 				t.Fatal(err)
 			}
-			if got.UnixMilli() != want.UnixMilli() {
-				t.Errorf("PINBlockedUntil(%s, t0+%v) = %v, want %v", payer, at.Sub(t0), got, want)
-			}
 		}
-		var none time.Time
-		blocked("p", t0, none)
+		left := func(n int) sqlstore.PINAttempt { return sqlstore.PINAttempt{Remaining: n} }
+		refused := func(until time.Time) sqlstore.PINAttempt {
+			return sqlstore.PINAttempt{Refused: true, BlockedUntil: until}
+		}
 
-		// Failures count up; a success resets the count.
-		for i := 1; i <= 3; i++ {
-			record("p", false, t0, i, none)
-		}
-		record("other", false, t0, 1, none) // per payer
-		record("p", true, t0, 0, none)
-		record("p", false, t0, 1, none)
-		record("p", true, t0, 0, none)
-		record("p", true, t0, 0, none) // a success with nothing to clear
+		// Each attempt counts before the PIN is checked; a right PIN clears the counts.
+		begin("p", "M1", t0, left(2)) // the order allows 3
+		begin("p", "M1", t0, left(1))
+		ok("p", "M1")
+		begin("p", "M1", t0, left(2))
+		ok("p", "M1")
+		ok("p", "M1") // nothing to clear
+		begin("other", "M9", t0, left(2))
 
-		// MaxPINFailures in a row block for PINBlock.
-		for i := 1; i < sqlstore.MaxPINFailures; i++ {
-			record("p", false, t0.Add(time.Duration(i)*time.Second), i, none)
-			blocked("p", t0.Add(time.Duration(i)*time.Second), none)
-		}
+		// The third attempt on one order starts the order's block, until the order expires; the
+		// payer's other orders are unaffected.
+		begin("p", "M2", t0, left(2))
+		begin("p", "M2", t0, left(1))
+		begin("p", "M2", t0, sqlstore.PINAttempt{Remaining: 0, BlockedUntil: orderEnd})
+		begin("p", "M2", t0.Add(time.Minute), refused(orderEnd))
+		begin("p", "M3", t0, left(1)) // the payer: 4 of 5 counted
+
+		// The fifth attempt of the payer starts the payer's block, for PINBlock, on every order.
 		at := t0.Add(time.Minute)
 		end := at.Add(sqlstore.PINBlock)
-		record("p", false, at, sqlstore.MaxPINFailures, end)
-		blocked("p", at, end)
-		blocked("p", end.Add(-time.Millisecond), end)
-		blocked("p", end, none)
-		blocked("other", at, none)
+		begin("p", "M4", at, sqlstore.PINAttempt{Remaining: 0, BlockedUntil: end})
+		begin("p", "M5", at, refused(end))
+		begin("p", "M5", end.Add(-time.Millisecond), refused(end))
+		begin("other", "M9", at, left(1))
 
-		// Once the block is served the count starts again, and a failure does not report the
-		// old block.
-		after := end.Add(time.Minute)
-		record("p", false, after, 1, none)
-		blocked("p", after, none)
-		for i := 2; i < sqlstore.MaxPINFailures; i++ {
-			record("p", false, after, i, none)
-		}
-		record("p", false, after, sqlstore.MaxPINFailures, after.Add(sqlstore.PINBlock))
-		blocked("p", after, after.Add(sqlstore.PINBlock))
-		// A success lifts the block.
-		record("p", true, after, 0, none)
-		blocked("p", after, none)
+		// Once served, the payer's count starts again (the order's block still holds).
+		begin("p", "M5", end, left(2))
+		begin("p", "M2", end, refused(orderEnd))
+		// A right PIN lifts a block.
+		ok("p", "M2")
+		begin("p", "M2", end, left(2))
 	})
 }
 
-// A failing read must not look like "not blocked": the PIN check would fail open.
-func TestConformancePINBlockedUntilReportsErrors(t *testing.T) {
+// TestConformancePINConcurrent: many wrong PINs at once, from two handles on one database,
+// cannot check more PINs than the limits allow.
+func TestConformancePINConcurrent(t *testing.T) {
 	t.Parallel()
-	forEachEngine(t, func(t *testing.T, db *sqlstore.DB) {
-		b := setup(t, db)
-		for i := 0; i < sqlstore.MaxPINFailures; i++ {
-			if _, _, err := b.store.RecordPIN(b.ctx, "p", false, t0); err != nil {
-				t.Fatal(err)
+	for _, engine := range sqlstoretest.Engines() {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			dsn := sqlstoretest.DSN(t, engine)
+			var stores []*sqlstore.Store
+			for i := 0; i < 2; i++ { // two processes
+				db, err := sqlstore.Open(context.Background(), dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { db.Close() })
+				box, _ := secret.NewBox(make([]byte, 32))
+				stores = append(stores, sqlstore.NewStore(db, box))
 			}
-		}
-		ctx, cancel := context.WithCancel(b.ctx)
-		cancel()
-		until, err := b.store.PINBlockedUntil(ctx, "p", t0)
-		if err == nil {
-			t.Errorf("PINBlockedUntil on a failed read = %v, nil; want an error", until)
-		}
-	})
+			allowed := func(payer string, order func(i int) string) int {
+				const n = 24
+				var wg sync.WaitGroup
+				var checked atomic.Int32
+				start := make(chan struct{})
+				for i := 0; i < n; i++ {
+					wg.Go(func() {
+						<-start
+						a, err := stores[i%2].BeginPIN(context.Background(), payer, order(i), t0.Add(time.Hour), t0)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if !a.Refused {
+							checked.Add(1)
+						}
+					})
+				}
+				close(start)
+				wg.Wait()
+				return int(checked.Load())
+			}
+			if got := allowed("p1", func(int) string { return "M1" }); got != sqlstore.MaxOrderPINFailures {
+				t.Errorf("one order: %d PINs checked, want %d", got, sqlstore.MaxOrderPINFailures)
+			}
+			if got := allowed("p2", func(i int) string { return fmt.Sprint("M", i) }); got != sqlstore.MaxPINFailures {
+				t.Errorf("many orders: %d PINs checked, want %d", got, sqlstore.MaxPINFailures)
+			}
+		})
+	}
 }

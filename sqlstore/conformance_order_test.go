@@ -443,7 +443,7 @@ func TestConformanceOrdersToRecover(t *testing.T) {
 		b := setup(t, db)
 		m := b.merchant(t)
 		// at moves an order to step with updated_at = t0+at.
-		at := func(tradeNo, step string, d time.Duration) *medpay.Order {
+		at := func(tradeNo string, step medpay.Step, d time.Duration) *medpay.Order {
 			o := b.createOrder(t, m, tradeNo)
 			b.clock.Set(t0.Add(d))
 			o.Step = step

@@ -49,12 +49,14 @@ func TestRefundsRaiseOrderLegs(t *testing.T) {
 		for i, r := range refunds {
 			wg.Go(func() {
 				r.State, r.Step = medpay.RefundSuccess, ""
+				move := &sqlstore.OrderMove{State: medpay.StateRefund, StatusDesc: "转入退款"}
 				if r.CashRefundFee > 0 {
-					r.CashStatus = medpay.RefundLegSuccess
+					r.CashStatus, move.CashStatus = medpay.RefundLegSuccess, medpay.LegRefund
 				} else {
 					r.InsuranceStatus, r.HifpRefund, r.AcctRefund = medpay.RefundLegSuccess, 500, 200
+					move.InsuranceStatus = medpay.LegRefund
 				}
-				errs[i] = b.store.UpdateRefund(b.ctx, r, sqlstore.RefundChange{OrderRefunded: true})
+				errs[i] = b.store.UpdateRefund(b.ctx, r, sqlstore.RefundChange{Order: move})
 			})
 		}
 		wg.Wait()

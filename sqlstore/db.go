@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -52,6 +53,20 @@ func IsPostgres(dsn string) bool {
 
 // Open opens dsn (a postgres:// URL, or else an SQLite file path) and applies migrations.
 func Open(ctx context.Context, dsn string) (*DB, error) {
+	db, err := OpenBare(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.sql.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// OpenBare opens dsn without the platform's migrations, for a component that keeps only its own
+// tables there (MigrateTrack).
+func OpenBare(ctx context.Context, dsn string) (*DB, error) {
 	db := &DB{dsn: dsn}
 	var err error
 	if IsPostgres(dsn) {
@@ -65,6 +80,9 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		}
 	} else {
 		db.dialect = SQLite
+		if err := createPrivate(sqlitePath(dsn)); err != nil {
+			return nil, err
+		}
 		db.sql, err = sql.Open(sqliteDriverName, sqliteDSN(dsn))
 		if err == nil {
 			db.sql.SetMaxOpenConns(8)
@@ -78,11 +96,33 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.sql.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	if err := db.migrate(ctx); err != nil {
-		db.sql.Close()
-		return nil, err
-	}
 	return db, nil
+}
+
+// sqlitePath is the file of a SQLite DSN ("" for an in-memory database).
+func sqlitePath(dsn string) string {
+	path, query, _ := strings.Cut(strings.TrimPrefix(dsn, "file:"), "?")
+	if path == "" || path == ":memory:" || strings.Contains(query, "mode=memory") {
+		return ""
+	}
+	return path
+}
+
+// createPrivate creates the database file readable by its owner only (0600) when it does not
+// exist yet: it holds personal data and the ledger. SQLite gives its -wal and -shm files the
+// database file's permissions.
+func createPrivate(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create database file: %w", err)
+	}
+	return f.Close()
 }
 
 func sqliteDSN(path string) string {
@@ -97,15 +137,29 @@ func sqliteDSN(path string) string {
 }
 
 func (db *DB) migrate(ctx context.Context) error {
-	sub, err := fs.Sub(migrations, "migrations/"+db.dialect)
+	return db.MigrateTrack(ctx, migrations, "migrations", "")
+}
+
+// MigrateTrack applies the migrations under dir/<dialect> of fsys, recording them in their own
+// version table (and, on PostgreSQL, taking their own lock) when table is not empty: a component
+// that keeps its own tables in the platform's database (a simulator) migrates on its own track.
+func (db *DB) MigrateTrack(ctx context.Context, fsys fs.FS, dir, table string) error {
+	sub, err := fs.Sub(fsys, dir+"/"+db.dialect)
 	if err != nil {
 		return err
 	}
 	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	if table != "" {
+		opts = append(opts, goose.WithTableName(table))
+	}
 	dialect := goose.DialectSQLite3
 	if db.dialect == Postgres {
 		dialect = goose.DialectPostgres
-		locker, err := lock.NewPostgresTableLocker()
+		var lopts []lock.TableLockerOption
+		if table != "" {
+			lopts = append(lopts, lock.WithTableName(table+"_lock"))
+		}
+		locker, err := lock.NewPostgresTableLocker(lopts...)
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/medpay/medpay/sqlstore"
@@ -59,4 +61,28 @@ func TestWriteTxRollsBackOnError(t *testing.T) {
 			t.Fatalf("rows after rollback = %d, want 0", n)
 		}
 	})
+}
+
+// TestSQLiteFileIsPrivate: the database holds personal data and the ledger; its file, and the
+// WAL files SQLite creates beside it, are readable by the owner only, whatever the umask.
+func TestSQLiteFileIsPrivate(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "medpay.db")
+	db, err := sqlstore.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.SQL().Exec(`CREATE TABLE t (x INTEGER)`); err != nil { // the WAL now exists
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", filepath.Base(p), perm)
+		}
+	}
 }

@@ -151,8 +151,9 @@ func (s *Store) TokenByHash(ctx context.Context, hash string, now time.Time) (*m
 	return &t, nil
 }
 
-// NonceWindow is how long a (mch_id, nonce_str) pair is remembered against replays.
-const NonceWindow = 10 * time.Minute
+// NonceWindow is how long a (mch_id, nonce_str) pair is remembered against replays: as long as
+// an access token lives, so a captured request cannot be replayed while its token still works.
+const NonceWindow = medpay.TokenTTL
 
 // ClaimNonce records (mchID, nonce) and reports false when the pair was already seen within
 // NonceWindow.

@@ -16,14 +16,15 @@ var _ medpay.OrderStore = (*Store)(nil)
 const orderColumns = `id, med_trans_id, merchant_id, provider_id, hosp_out_trade_no, fingerprint, fields,
 	order_type, pay_type, total_fee, cash_fee, insurance_fee, hifp_pay, acct_pay, city_id, state,
 	cash_status, insurance_status, status_desc, psn_no, card_no, insurance_order_id, cash_order_id,
-	response_content, step, attempt, time_expire, time_end, created_at, updated_at, version`
+	response_content, step, attempt, time_expire, time_end, created_at, updated_at, version,
+	pay_ord_id, pay_token, pay_auth_no`
 
 // CreateOrder inserts o; a taken (merchant, hosp_out_trade_no) gives medpay.ErrConflict.
 func (s *Store) CreateOrder(ctx context.Context, o *medpay.Order) error {
 	if err := o.CheckSplit(); err != nil {
 		return err
 	}
-	fields, err := json.Marshal(o.Fields)
+	fields, err := json.Marshal(s.sealFields(o.Fields))
 	if err != nil {
 		return err
 	}
@@ -31,13 +32,16 @@ func (s *Store) CreateOrder(ctx context.Context, o *medpay.Order) error {
 		err := tx.QueryRowContext(ctx, `INSERT INTO orders (med_trans_id, merchant_id, provider_id, hosp_out_trade_no,
 			fingerprint, fields, order_type, pay_type, total_fee, cash_fee, insurance_fee, hifp_pay, acct_pay, city_id,
 			state, cash_status, insurance_status, status_desc, psn_no, card_no, response_content, step, attempt,
-			time_expire, created_at, updated_at, version, insurance_order_id, cash_order_id, time_end)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $25, 1, $26, $27, $28)
+			time_expire, created_at, updated_at, version, insurance_order_id, cash_order_id, time_end,
+			pay_ord_id, pay_token, pay_auth_no)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $25, 1, $26, $27, $28,
+			$29, $30, $31)
 			RETURNING id`,
 			o.MedTransID, o.MerchantID, o.ProviderID, o.HospOutTradeNo, o.Fingerprint, string(fields), o.OrderType,
 			o.PayType, o.TotalFee, o.CashFee, o.InsuranceFee, o.HifpPay, o.AcctPay, o.CityID, string(o.State),
-			o.CashStatus, o.InsuranceStatus, o.StatusDesc, o.PsnNo, o.CardNo, o.ResponseContent, o.Step, o.Attempt,
-			ms(o.TimeExpire), ms(o.CreatedAt), o.InsuranceOrderID, o.CashOrderID, ms(o.TimeEnd)).Scan(&o.ID)
+			o.CashStatus, o.InsuranceStatus, o.StatusDesc, o.PsnNo, s.seal(o.CardNo), o.ResponseContent, o.Step, o.Attempt,
+			ms(o.TimeExpire), ms(o.CreatedAt), o.InsuranceOrderID, o.CashOrderID, ms(o.TimeEnd),
+			o.PayOrdID, o.PayToken, s.sealOptional(o.PayAuthNo)).Scan(&o.ID)
 		if isUniqueViolation(err) {
 			return medpay.ErrConflict
 		}
@@ -49,14 +53,31 @@ func (s *Store) CreateOrder(ctx context.Context, o *medpay.Order) error {
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanOrder(row scanner) (*medpay.Order, error) {
+// sealOptional seals a secret, leaving an empty one empty.
+func (s *Store) sealOptional(v string) string {
+	if v == "" {
+		return ""
+	}
+	return s.box.Seal(v)
+}
+
+func (s *Store) openOptional(sealed string) (string, error) {
+	if sealed == "" {
+		return "", nil
+	}
+	return s.box.Open(sealed)
+}
+
+// scanOrder reads an order row, opening its sealed card number and personal fields.
+func (s *Store) scanOrder(row scanner) (*medpay.Order, error) {
 	var o medpay.Order
-	var fields, state string
+	var fields, state, payAuth string
 	var expire, end, created, updated int64
 	err := row.Scan(&o.ID, &o.MedTransID, &o.MerchantID, &o.ProviderID, &o.HospOutTradeNo, &o.Fingerprint, &fields,
 		&o.OrderType, &o.PayType, &o.TotalFee, &o.CashFee, &o.InsuranceFee, &o.HifpPay, &o.AcctPay, &o.CityID, &state,
 		&o.CashStatus, &o.InsuranceStatus, &o.StatusDesc, &o.PsnNo, &o.CardNo, &o.InsuranceOrderID, &o.CashOrderID,
-		&o.ResponseContent, &o.Step, &o.Attempt, &expire, &end, &created, &updated, &o.Version)
+		&o.ResponseContent, &o.Step, &o.Attempt, &expire, &end, &created, &updated, &o.Version,
+		&o.PayOrdID, &o.PayToken, &payAuth)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, medpay.ErrNotFound
 	}
@@ -66,14 +87,23 @@ func scanOrder(row scanner) (*medpay.Order, error) {
 	if err := json.Unmarshal([]byte(fields), &o.Fields); err != nil {
 		return nil, fmt.Errorf("order %s fields: %w", o.MedTransID, err)
 	}
+	if err := s.openFields(o.Fields); err != nil {
+		return nil, fmt.Errorf("order %s: %w", o.MedTransID, err)
+	}
+	if o.CardNo, err = s.open(o.CardNo); err != nil {
+		return nil, fmt.Errorf("order %s card: %w", o.MedTransID, err)
+	}
 	o.State = medpay.TradeState(state)
 	o.TimeExpire, o.TimeEnd, o.CreatedAt, o.UpdatedAt = fromMS(expire), fromMS(end), fromMS(created), fromMS(updated)
+	if o.PayAuthNo, err = s.openOptional(payAuth); err != nil {
+		return nil, fmt.Errorf("order %s pay_auth_no: %w", o.MedTransID, err)
+	}
 	o.LoadFields()
 	return &o, nil
 }
 
 func (s *Store) orderWhere(ctx context.Context, q querier, where string, args ...any) (*medpay.Order, error) {
-	return scanOrder(q.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE `+where, args...))
+	return s.scanOrder(q.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE `+where, args...))
 }
 
 type querier interface {
@@ -103,7 +133,9 @@ func (s *Store) OrderByRowID(ctx context.Context, id int64) (*medpay.Order, erro
 // OrdersToRecover lists orders left in the middle of a saga whose last change is older than
 // before (all of them when before is far in the future), oldest first, at most limit.
 func (s *Store) OrdersToRecover(ctx context.Context, before time.Time, limit int) ([]*medpay.Order, error) {
-	return s.orderList(ctx, `step IN ('settle', 'charge', 'reverse') AND updated_at < $1 ORDER BY updated_at LIMIT $2`, ms(before), limit)
+	steps := medpay.RecoverySteps
+	return s.orderList(ctx, `step IN ($1, $2, $3) AND updated_at < $4 ORDER BY updated_at LIMIT $5`,
+		steps[0], steps[1], steps[2], ms(before), limit)
 }
 
 // OrdersExpired lists NOTPAY orders whose time_expire has passed.
@@ -112,7 +144,7 @@ func (s *Store) OrdersExpired(ctx context.Context, now time.Time, limit int) ([]
 }
 
 func (s *Store) orderList(ctx context.Context, where string, args ...any) ([]*medpay.Order, error) {
-	return queryAll(ctx, s.db.sql, scanOrder, `SELECT `+orderColumns+` FROM orders WHERE `+where, args...)
+	return queryAll(ctx, s.db.sql, s.scanOrder, `SELECT `+orderColumns+` FROM orders WHERE `+where, args...)
 }
 
 // rowsQuerier is what *sql.DB and *sql.Tx have in common for queries returning rows.
@@ -163,7 +195,7 @@ func (s *Store) UpdateOrder(ctx context.Context, o *medpay.Order, ch OrderChange
 			step = $15, attempt = $16, time_end = $17, updated_at = $18, version = version + 1
 			WHERE id = $19 AND version = $20`,
 			o.PayType, o.CashFee, o.InsuranceFee, o.HifpPay, o.AcctPay, string(o.State), o.CashStatus,
-			o.InsuranceStatus, o.StatusDesc, o.PsnNo, o.CardNo, o.InsuranceOrderID, o.CashOrderID, o.ResponseContent,
+			o.InsuranceStatus, o.StatusDesc, o.PsnNo, s.seal(o.CardNo), o.InsuranceOrderID, o.CashOrderID, o.ResponseContent,
 			o.Step, o.Attempt, ms(o.TimeEnd), ms(now), o.ID, o.Version)
 		if err := swapped(res, err); err != nil {
 			return err

@@ -48,7 +48,7 @@ func (s *Store) refundList(ctx context.Context, q rowsQuerier, where string, arg
 func (s *Store) CreateRefund(ctx context.Context, orderID int64, build func(o *medpay.Order, prior []*medpay.Refund) (*medpay.Refund, error)) (*medpay.Refund, error) {
 	var out *medpay.Refund
 	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		o, err := scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1`+s.db.LockRow(), orderID))
+		o, err := s.scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1`+s.db.LockRow(), orderID))
 		if err != nil {
 			return err
 		}
@@ -116,11 +116,20 @@ func (s *Store) RefundsToRecover(ctx context.Context, before time.Time, limit in
 // RefundChange is one transition of a refund and what it causes, committed together.
 type RefundChange struct {
 	Transfers []medpay.Transfer
-	// OrderRefunded moves the refund's order to REFUND, and each leg the refund gives back to
-	// REFUND. Refunds of one order may finish in any order and concurrently, so the statement
-	// only ever raises the order's statuses and never writes a copy read earlier.
-	OrderRefunded bool
-	Also          func(tx *sql.Tx) error
+	// Order, when set, moves the refund's order in the same transaction. Refunds of one order may
+	// finish in any order and concurrently, so the statement sets only what it names and never
+	// writes a copy of the order read earlier.
+	Order *OrderMove
+	Also  func(tx *sql.Tx) error
+}
+
+// OrderMove is what a refund changes of its order: its state and description, and the status of
+// each leg that is not empty.
+type OrderMove struct {
+	State           medpay.TradeState
+	StatusDesc      string
+	CashStatus      string
+	InsuranceStatus string
 }
 
 // UpdateRefund writes r if the row still has r.Version, with ch's effects, in one transaction.
@@ -144,12 +153,12 @@ func (s *Store) UpdateRefund(ctx context.Context, r *medpay.Refund, ch RefundCha
 		if err := insertTransfers(ctx, tx, fmt.Sprintf("%s-%d", r.MedRefundID, r.Version), r.OrderID, r.ID, ch.Transfers, now); err != nil {
 			return err
 		}
-		if ch.OrderRefunded {
-			if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = 'REFUND', status_desc = '转入退款',
-				cash_status = CASE WHEN $1 > 0 THEN 'REFUND' ELSE cash_status END,
-				insurance_status = CASE WHEN $2 > 0 THEN 'REFUND' ELSE insurance_status END,
-				updated_at = $3, version = version + 1 WHERE id = $4`,
-				r.CashRefundFee, r.InsuranceRefundFee, ms(now), r.OrderID); err != nil {
+		if m := ch.Order; m != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE orders SET state = $1, status_desc = $2,
+				cash_status = CASE WHEN $3 <> '' THEN $3 ELSE cash_status END,
+				insurance_status = CASE WHEN $4 <> '' THEN $4 ELSE insurance_status END,
+				updated_at = $5, version = version + 1 WHERE id = $6`,
+				string(m.State), m.StatusDesc, m.CashStatus, m.InsuranceStatus, ms(now), r.OrderID); err != nil {
 				return err
 			}
 		}

@@ -98,6 +98,12 @@ func (f *Fields) OptUint64(name string) (v int64, present bool) {
 	return f.uint(name, false, math.MaxInt64)
 }
 
+// UintMax reads a Uint64 field of at most limit (an amount bounded by the domain); present is
+// true only when a valid value was read.
+func (f *Fields) UintMax(name string, required bool, limit int64) (v int64, present bool) {
+	return f.uint(name, required, limit)
+}
+
 // Uint8 reads a Uint64 field of at most 255.
 func (f *Fields) Uint8(name string, required bool) int {
 	v, _ := f.uint(name, required, math.MaxUint8)

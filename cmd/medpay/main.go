@@ -6,11 +6,14 @@
 //	medpay provider authorize    record a hospital's authorisation of a provider (and revoke)
 //	medpay notify list|show|resend
 //	medpay reconcile             three-way reconciliation of a day
+//	medpay bureau serve          the simulated bureau alone (national protocol)
+//	medpay bureau institution create   register a hospital or platform at that bureau
 //	medpay token                 get an access token (developer commands: through the Go SDK)
 //	medpay order create|query|close
 //	medpay refund create|query
 //	medpay sign                  compute and check a signature
 //	medpay loadtest              measure a running platform (throughput, latency, notification lag)
+//	medpay cash serve|merchant   the simulated cash channel alone (WeChat Pay APIv3 subset)
 package main
 
 import (
@@ -21,6 +24,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -48,6 +52,10 @@ commands:
   notify list|show|resend   inspect and re-send notifications
   notify receive            listen as a hospital would: print and verify the notifications that arrive
   reconcile                 compare a day's ledger with the bureau's and the cash channel's journals
+  bureau serve              run the simulated bureau alone, speaking the national protocol
+  bureau institution create register a hospital or platform at that bureau
+  cash serve                run the simulated cash channel alone (WeChat Pay APIv3 subset, docs/cash.md)
+  cash merchant create      register a merchant at that channel and print its APIv3 credentials
   server-key rotate         re-seal the stored API keys under a new server key
   version                   print the version and the revision it was built from
 
@@ -91,6 +99,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runNotify(ctx, rest, getenv, stdout, stderr)
 	case "reconcile":
 		return runReconcile(ctx, rest, getenv, stdout, stderr)
+	case "bureau":
+		return runBureau(ctx, rest, getenv, stdout, stderr)
 	case "sandbox":
 		return runSandbox(ctx, rest, getenv, stdout, stderr)
 	case "server-key":
@@ -107,6 +117,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runLoadtest(ctx, rest, getenv, stdout, stderr)
 	case "sign":
 		return runSign(ctx, rest, getenv, stdout, stderr)
+	case "cash":
+		return runCash(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 && !isHelp(rest[0]) { // medpay help order create
 			return run(ctx, append(rest, "-h"), getenv, stdout, stderr)
@@ -232,4 +244,40 @@ func (l *listFlag) Set(v string) error {
 		}
 	}
 	return nil
+}
+
+// optBool is a boolean flag that may be left unset, so that its default can depend on other
+// flags. Like a flag.Bool, it is set to true by its name alone (--sandbox).
+type optBool struct {
+	set, v bool
+}
+
+func (b *optBool) IsBoolFlag() bool { return true }
+
+func (b *optBool) String() string {
+	if b == nil || !b.set {
+		return ""
+	}
+	return strconv.FormatBool(b.v)
+}
+
+func (b *optBool) Set(s string) error {
+	switch strings.ToLower(s) {
+	case "true", "1", "on", "yes", "t":
+		b.v = true
+	case "false", "0", "off", "no", "f":
+		b.v = false
+	default:
+		return fmt.Errorf("must be true or false, not %q", s)
+	}
+	b.set = true
+	return nil
+}
+
+// or is the value given, else def.
+func (b *optBool) or(def bool) bool {
+	if b.set {
+		return b.v
+	}
+	return def
 }

@@ -168,7 +168,7 @@ type attemptJSON struct {
 func toJSON(r *notify.Row, nm *names) notifyJSON {
 	j := notifyJSON{
 		NotifyID: r.NotifyID, Kind: r.Kind, MchID: nm.mchID(r.MerchantID), MedTransID: nm.medTransID(r.OrderID),
-		RefundID: r.RefundID, URL: r.URL, State: r.State, Attempts: r.Attempts, CreatedAt: r.CreatedAt.In(wire.CST),
+		RefundID: r.RefundID, URL: notify.RedactURL(r.URL), State: r.State, Attempts: r.Attempts, CreatedAt: r.CreatedAt.In(wire.CST),
 	}
 	if r.State == notify.StatePending {
 		t := r.NextAt.In(wire.CST)
@@ -239,7 +239,7 @@ func notifyList(ctx context.Context, args []string, getenv func(string) string, 
 			when = r.NextAt
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.NotifyID, r.Kind, nm.mchID(r.MerchantID),
-			orDash(nm.medTransID(r.OrderID)), r.State, r.Attempts, notify.MaxAttempts, showTime(when), r.URL)
+			orDash(nm.medTransID(r.OrderID)), r.State, r.Attempts, notify.MaxAttempts, showTime(when), notify.RedactURL(r.URL))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -300,7 +300,7 @@ func notifyShow(ctx context.Context, args []string, getenv func(string) string, 
 	if r.RefundID != 0 {
 		fmt.Fprintf(tw, "refund_id\t%d\n", r.RefundID)
 	}
-	fmt.Fprintf(tw, "url\t%s\n", r.URL)
+	fmt.Fprintf(tw, "url\t%s\n", notify.RedactURL(r.URL))
 	fmt.Fprintf(tw, "state\t%s\n", r.State)
 	fmt.Fprintf(tw, "attempts\t%d of %d\n", r.Attempts, notify.MaxAttempts)
 	fmt.Fprintf(tw, "created_at\t%s\n", showTime(r.CreatedAt))

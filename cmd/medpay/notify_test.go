@@ -58,7 +58,7 @@ func notifyFixture(t *testing.T) string {
 	} {
 		err := db.WriteTx(ctx, func(tx *sql.Tx) error {
 			if err := notify.Enqueue(ctx, tx, &notify.Notification{NotifyID: n.id, Kind: notify.KindPay, MerchantID: n.merchant,
-				OrderID: n.order, URL: "http://127.0.0.1:1/notify", Body: []byte("<xml><notify_id>" + n.id + "</notify_id></xml>")}, now); err != nil {
+				OrderID: n.order, URL: "http://127.0.0.1:1/notify?token=s3cret-t0ken", Body: []byte("<xml><notify_id>" + n.id + "</notify_id></xml>")}, now); err != nil {
 				return err
 			}
 			_, err := tx.ExecContext(ctx, `UPDATE outbox SET state = $1, done_at = $2 WHERE notify_id = $3`, n.state, ms, n.id)
@@ -124,6 +124,17 @@ func TestNotifyCommand(t *testing.T) {
 	if len(rows) != 1 || rows[0]["notify_id"] != "P1" || rows[0]["mch_id"] != "1900000001" || rows[0]["med_trans_id"] != "MT1" ||
 		rows[0]["state"] != "pending" || rows[0]["next_at"] == nil {
 		t.Fatalf("json = %v", rows)
+	}
+
+	// The query strings of notify URLs (hospitals put tokens there) are masked everywhere.
+	for _, args := range [][]string{{"list"}, {"list", "--json"}, {"show", "P1"}, {"show", "--json", "D1"}} {
+		out, err := notifyCmd(t, env, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out, "s3cret-t0ken") || !strings.Contains(out, "http://127.0.0.1:1/notify?***") {
+			t.Errorf("%v does not mask the notify URL's query:\n%s", args, out)
+		}
 	}
 
 	// show, with --db after the argument and no environment.

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/medpay/medpay"
-	"github.com/medpay/medpay/bureau"
 	"github.com/medpay/medpay/cash"
 	"github.com/medpay/medpay/reconcile"
 )
@@ -23,6 +22,7 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 	serverKey := fs.String("server-key", "", "64 hex characters sealing API keys")
 	date := fs.String("date", "", "the day, yyyyMMdd in China Standard Time (default: yesterday)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	bf := addBureauFlags(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -40,7 +40,11 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	defer store.DB().Close()
-	r, err := reconcile.Day(ctx, store, bureau.New(store.DB(), nil), cash.New(store.DB(), nil), day)
+	bu, _, _, err := platformBureau(ctx, bf, store.DB())
+	if err != nil {
+		return err
+	}
+	r, err := reconcile.Day(ctx, store, bu, cash.New(store.DB(), nil), day)
 	if err != nil {
 		return err
 	}

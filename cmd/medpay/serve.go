@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/bureau"
 	"github.com/medpay/medpay/cash"
 	medpayhttp "github.com/medpay/medpay/http"
@@ -39,7 +40,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	dsn := fs.String("db", "medpay.db", "database: SQLite file, or a postgres:// URL")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	baseURL := fs.String("base-url", "", "public URL used in pay_url, code_url, bind_url (default http://<addr>)")
-	sandbox := fs.String("sandbox", "", "true/false: test persons, /sandbox/*, banner on payer pages (default: on for SQLite, off for PostgreSQL)")
+	var sandbox optBool
+	fs.Var(&sandbox, "sandbox", "test persons, /sandbox/*, banner on payer pages (default: on for SQLite, off for PostgreSQL; --sandbox=false to turn off)")
 	serverKey := fs.String("server-key", "", "64 hex characters sealing API keys (default for SQLite: a file beside the database)")
 	payAppID := fs.String("pay-appid", "wxmedpay0000000001", "pay_appid returned by unifiedorder (the payment mini-program)")
 	tlsCert := fs.String("tls-cert", "", "TLS certificate file (serve HTTPS)")
@@ -48,9 +50,20 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	noPINLimit := fs.Int64("micropay-no-pin-limit", payment.DefaultNoPINLimit, "fen: a micropay (刷码付) up to this amount settles without the payer's PIN; above it the payer confirms with the PIN (0: always)")
 	var proxies listFlag
 	fs.Var(&proxies, "trusted-proxy", "address or CIDR of a proxy whose X-Forwarded-For is believed (repeatable)")
+	var callbackIPs listFlag
+	fs.Var(&callbackIPs, "callback-ip", "an egress address of the platform, answered by /cgi-bin/getcallbackip (repeatable)")
+	metricsAddr := fs.String("metrics-addr", "", "serve /metrics on this address only, not on --addr (e.g. 127.0.0.1:9090)")
+	metricsToken := fs.String("metrics-token", "", "bearer token that /metrics requires (Authorization: Bearer <token>)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	pprofAddr := fs.String("pprof-addr", "", "serve net/http/pprof on this address (off by default; keep it private)")
+	bf := addBureauFlags(fs)
+	cashFlags := addCashGatewayFlags(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	// The remote cash channel's credentials are checked now; the payment saga does not use the
+	// gateway yet (it still pays the cash part through the in-process wallet).
+	if _, err := cashFlags.gateway(); err != nil {
 		return err
 	}
 	var level slog.Level
@@ -60,15 +73,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(logger)
 
-	isSandbox := !sqlstore.IsPostgres(*dsn)
-	switch strings.ToLower(*sandbox) {
-	case "":
-	case "true", "1", "on", "yes":
-		isSandbox = true
-	case "false", "0", "off", "no":
-		isSandbox = false
-	default:
-		return fmt.Errorf("--sandbox must be true or false, not %q", *sandbox)
+	isSandbox := sandbox.or(!sqlstore.IsPostgres(*dsn))
+	for _, ip := range callbackIPs {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("--callback-ip: %q is not an IP address", ip)
+		}
 	}
 	if *baseURL == "" {
 		scheme := "http"
@@ -85,15 +94,43 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	db := store.DB()
 	defer db.Close()
+	// Personal data written before it was sealed at rest is sealed now.
+	if n, err := store.SealPersonalData(ctx); err != nil {
+		return fmt.Errorf("seal personal data: %w", err)
+	} else if n > 0 {
+		logger.Info("sealed personal data at rest", "rows", n)
+	}
 
 	now := time.Now
-	sim := bureau.New(db, now)
-	if isSandbox {
-		if err := sim.Seed(ctx); err != nil {
-			return fmt.Errorf("seed sandbox persons: %w", err)
+	bu, sim, remote, err := platformBureau(ctx, bf, db)
+	if err != nil {
+		return err
+	}
+	var bureauSandbox medpay.BureauSandbox
+	var bureauServer http.Handler
+	if sim != nil {
+		// The in-process simulator, also served at <base-url>/bureau (its authorisation page;
+		// its sandbox API in sandbox mode).
+		sim.BaseURL = *baseURL + "/bureau"
+		bureauSandbox = sim
+		if isSandbox {
+			if err := sim.Seed(ctx); err != nil {
+				return fmt.Errorf("seed sandbox persons: %w", err)
+			}
 		}
+		if bureauServer, err = bureau.NewServer(ctx, sim, bureau.ServerOptions{Sandbox: isSandbox, Logger: logger}); err != nil {
+			return err
+		}
+	} else if isSandbox {
+		bureauSandbox = remote // the simulated bureau's sandbox API
 	}
 	wallet := cash.New(db, now)
+	var cashChannel *cash.Channel // the simulated channel over APIv3, at <base-url>/cash
+	if isSandbox {
+		if cashChannel, err = sandboxCashChannel(ctx, db, *dsn, *serverKey, now, logger); err != nil {
+			return fmt.Errorf("cash channel: %w", err)
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	nm, err := notify.NewMetrics(reg, db, now)
@@ -103,7 +140,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	worker := notify.NewWorker(db, &http.Client{}, notify.Options{
 		Now: now, Logger: logger, Metrics: nm, AllowPrivate: isSandbox || *allowPrivate,
 	})
-	pay := &payment.Service{Store: store, Bureau: sim, Cash: wallet, Now: now, Logger: logger, Notify: worker.Kick}
+	pay := &payment.Service{Store: store, Bureau: bu, Cash: wallet, Now: now, Logger: logger, Notify: worker.Kick}
 	if point := getenv("MEDPAY_FAULT"); point != "" && isSandbox {
 		// Crash testing: die like kill -9 at a named point of the payment saga.
 		logger.Warn("fault injection armed", "point", point)
@@ -119,8 +156,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	srv := medpayhttp.NewServer(medpayhttp.Config{
 		BaseURL: *baseURL, PayAppID: *payAppID, Sandbox: isSandbox,
 		AllowPrivateNotify: *allowPrivate, TrustedProxies: proxies,
-		MicropayNoPINLimit: *noPINLimit,
-	}, medpayhttp.Deps{Store: store, Payment: pay, Bureau: sim, Cash: wallet, Logger: logger, Now: now, Registry: reg})
+		MicropayNoPINLimit: *noPINLimit, CallbackIPs: callbackIPs,
+		MetricsElsewhere: *metricsAddr != "", MetricsToken: *metricsToken,
+	}, medpayhttp.Deps{Store: store, Payment: pay, Bureau: bu, Sandbox: bureauSandbox,
+		Cities: bureau.CityList(), Cash: wallet, CashAPI: cashAPI(cashChannel), Logger: logger, Now: now, Registry: reg})
 
 	// Orders a crash left mid-saga are finished or undone before new work is taken.
 	if n, err := pay.RecoverOnce(ctx, now().Add(time.Hour), 1000); err != nil {
@@ -138,8 +177,28 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	// /metrics on an address of its own (an operations network), when asked.
+	var metricsServer *http.Server
+	var mln net.Listener
+	if *metricsAddr != "" {
+		if mln, err = net.Listen("tcp", *metricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srv.MetricsHandler())
+		metricsServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		logger.Info("metrics serving", "addr", mln.Addr().String())
+	}
+	var handler http.Handler = srv
+	if bureauServer != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/bureau/", http.StripPrefix("/bureau", bureauServer))
+		mux.Handle("/", srv)
+		handler = mux
+	}
 	httpServer := &http.Server{
-		Handler:           srv,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -158,6 +217,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		defer stopPprof()
 	}
 	wg.Go(func() { worker.Run(bg) })
+	if cashChannel != nil {
+		wg.Go(func() { cashChannel.RunCallbacks(bg) })
+	}
 	wg.Go(func() { every(bg, recoverEvery, func() { recoverLoop(bg, pay, logger) }) })
 	wg.Go(func() { every(bg, expireEvery, func() { housekeeping(bg, pay, store, logger) }) })
 
@@ -165,10 +227,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if isSandbox {
 		mode = "sandbox"
 	}
-	logger.Info("medpay serving", "addr", ln.Addr().String(), "base_url", *baseURL, "mode", mode, "db", sqlstore.Redact(*dsn))
+	bureauAt := "in process"
+	if remote != nil {
+		bureauAt = remote.HSA.BaseURL
+	}
+	logger.Info("medpay serving", "addr", ln.Addr().String(), "base_url", *baseURL, "mode", mode, "db", sqlstore.Redact(*dsn), "bureau", bureauAt)
 	fmt.Fprintf(stdout, "medpay serving on %s (%s, %s)\n", *baseURL, mode, db.Dialect())
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	if metricsServer != nil {
+		go func() { errc <- metricsServer.Serve(mln) }()
+	}
 	go func() {
 		if *tlsCert != "" {
 			errc <- httpServer.ServeTLS(ln, *tlsCert, *tlsKey)
@@ -183,6 +252,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownWindow)
 		err = httpServer.Shutdown(sctx)
 		cancel()
+	}
+	if metricsServer != nil {
+		metricsServer.Close()
 	}
 	stopBG()
 	wg.Wait()

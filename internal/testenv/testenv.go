@@ -21,6 +21,7 @@ import (
 
 	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/bureau"
+	"github.com/medpay/medpay/bureau/bureautest"
 	"github.com/medpay/medpay/cash"
 	medpayhttp "github.com/medpay/medpay/http"
 	"github.com/medpay/medpay/notify"
@@ -53,18 +54,32 @@ func (c *Clock) Advance(d time.Duration) {
 
 // Env is a running platform.
 type Env struct {
-	URL     string
-	Server  *httptest.Server
-	DB      *sqlstore.DB
-	Store   *sqlstore.Store
-	Bureau  *bureau.Simulator
-	Cash    *cash.Simulator
-	Pay     *payment.Service
-	Worker  *notify.Worker
-	Clock   *Clock
-	Metrics *prometheus.Registry
-	Client  *http.Client
+	URL    string
+	Server *httptest.Server
+	DB     *sqlstore.DB
+	Store  *sqlstore.Store
+	// Bureau is the simulator whose books the tests read (the served one in remote mode, acting
+	// for the platform's institution); BureauAPI is what the platform calls.
+	Bureau    *bureau.Simulator
+	BureauAPI medpay.Bureau
+	BureauDB  *sqlstore.DB // the bureau's database (the platform's in process)
+	Cash      *cash.Simulator
+	Pay       *payment.Service
+	Worker    *notify.Worker
+	Clock     *Clock
+	Metrics   *prometheus.Registry
+	Client    *http.Client
 }
+
+// BureauEnv selects the bureau of the end-to-end suites: MEDPAY_TEST_BUREAU=remote serves the
+// simulated bureau over HTTP and has the platform speak the national protocol to it.
+const BureauEnv = "MEDPAY_TEST_BUREAU"
+
+// Remote reports whether the end-to-end suites run against a bureau across the network.
+func Remote() bool { return os.Getenv(BureauEnv) == "remote" }
+
+// RemoteTimeout is the platform's deadline per call to a remote bureau in tests.
+const RemoteTimeout = 10 * time.Second
 
 // Options tune an Env.
 type Options struct {
@@ -95,10 +110,29 @@ func New(t testing.TB, opts Options) *Env {
 	clock := &Clock{t: time.Date(2026, 3, 2, 9, 0, 0, 0, wire.CST)}
 	e := &Env{DB: db, Store: sqlstore.NewStore(db, box), Clock: clock, Metrics: prometheus.NewRegistry()}
 	e.Store.Now = clock.Now
-	e.Bureau = bureau.New(db, clock.Now)
-	if err := e.Bureau.Seed(context.Background()); err != nil {
-		t.Fatal(err)
+	// The bureau: in process, or (MEDPAY_TEST_BUREAU=remote) served over HTTP on a database of
+	// its own, the platform talking to it through the national protocol.
+	var api medpay.Bureau
+	var sandbox medpay.BureauSandbox
+	var inProcess *bureau.Simulator
+	if Remote() {
+		// A bureau_timeout person's answer is held a moment, then its connection dropped: the
+		// platform sees no answer as after its deadline, without the suites waiting for it.
+		s := bureautest.Serve(t, sqlstoretest.Open(t, opts.Engine), clock.Now, 200*time.Millisecond)
+		c := s.Client(t, RemoteTimeout)
+		e.Bureau, e.BureauDB, api, sandbox = s.Sim.As(s.Institution.AppID), s.DB, c, c
+	} else {
+		sim, err := bureau.Open(context.Background(), db, clock.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sim.Seed(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		e.Bureau, e.BureauDB, api, sandbox = sim, db, sim, sim
+		inProcess = sim
 	}
+	e.BureauAPI = api
 	e.Cash = cash.New(db, clock.Now)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if opts.Log != nil {
@@ -107,7 +141,7 @@ func New(t testing.TB, opts Options) *Env {
 		logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	e.Worker = notify.NewWorker(db, &http.Client{}, notify.Options{Now: clock.Now, Logger: logger, AllowPrivate: true, Timeout: 2 * time.Second})
-	e.Pay = &payment.Service{Store: e.Store, Bureau: e.Bureau, Cash: e.Cash, Now: clock.Now, Logger: logger}
+	e.Pay = &payment.Service{Store: e.Store, Bureau: api, Cash: e.Cash, Now: clock.Now, Logger: logger}
 	cfg := opts.Config
 	cfg.Sandbox = opts.Sandbox == nil || *opts.Sandbox
 	if cfg.PayAppID == "" {
@@ -115,8 +149,21 @@ func New(t testing.TB, opts Options) *Env {
 	}
 	srv := httptest.NewUnstartedServer(nil)
 	cfg.BaseURL = "http://" + srv.Listener.Addr().String()
-	srv.Config.Handler = medpayhttp.NewServer(cfg, medpayhttp.Deps{Store: e.Store, Payment: e.Pay, Bureau: e.Bureau,
-		Cash: e.Cash, Logger: logger, Now: clock.Now, Registry: e.Metrics})
+	var handler http.Handler = medpayhttp.NewServer(cfg, medpayhttp.Deps{Store: e.Store, Payment: e.Pay, Bureau: api,
+		Sandbox: sandbox, Cities: bureau.CityList(), Cash: e.Cash, Logger: logger, Now: clock.Now, Registry: e.Metrics})
+	if inProcess != nil {
+		// As medpay serve does: the in-process bureau's pages at <base-url>/bureau.
+		inProcess.BaseURL = cfg.BaseURL + "/bureau"
+		bs, err := bureau.NewServer(context.Background(), inProcess, bureau.ServerOptions{Sandbox: cfg.Sandbox, Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/bureau/", http.StripPrefix("/bureau", bs))
+		mux.Handle("/", handler)
+		handler = mux
+	}
+	srv.Config.Handler = handler
 	srv.Start()
 	t.Cleanup(srv.Close)
 	e.Server, e.URL = srv, srv.URL
