@@ -70,7 +70,7 @@ type Refund struct {
 }
 
 // NotifyURL is where the refund's REFUND notification goes: the notify_url of the refund
-// request, never the payment's (wire-api.md §6). Empty: no notification.
+// request, never the payment's (docs/api/notifications.md). Empty: no notification.
 func (r *Refund) NotifyURL() string { return r.Fields["notify_url"] }
 
 // BureauSerial is the idempotency serial of the bureau refund.

@@ -6,7 +6,7 @@ import (
 	"github.com/medpay/medpay/fee"
 )
 
-// This file is the policy engine: computing the split of a bill (bureau.md §3). It is pure: no
+// This file is the policy engine: computing the split of a bill (docs/api/bureau.md (计算)). It is pure: no
 // clock, no storage. The bill itself is parsed by package fee.
 
 // The bill's types and rules live in package fee; these names keep the simulator's vocabulary.
@@ -44,7 +44,7 @@ func billErr(item int, field, format string, args ...any) *BillError {
 	return &BillError{Item: item, Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
-// Rule is the policy that applies to one person type at one hospital level (bureau.md §5).
+// Rule is the policy that applies to one person type at one hospital level (docs/api/bureau.md (城市政策)).
 type Rule struct {
 	DeductibleFen  int64 `json:"deductible_fen"`   // annual outpatient deductible (起付线)
 	RatioPct       int   `json:"ratio_pct"`        // share of the inside-policy amount the pool pays

@@ -51,7 +51,7 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("POST /sandbox/bindings", s.sandboxBind)
 		mux.HandleFunc("POST /sandbox/orders/{id}/confirm", s.sandboxConfirm)
 		mux.HandleFunc("POST /sandbox/paycode", s.sandboxPayCode)
-		mux.Handle("GET /me/code", pageHeaders(http.HandlerFunc(s.payCodePage))) // the payer's payment code (刷码付)
+		mux.Handle("GET /me/code", pageHeadersCSP(codePageCSP, http.HandlerFunc(s.payCodePage))) // the payer's payment code (刷码付)
 		// The simulated cash channel over APIv3 (docs/cash.md).
 		if s.cashAPI != nil {
 			mux.Handle("/cash/", http.StripPrefix("/cash", s.cashAPI))
@@ -59,7 +59,7 @@ func (s *Server) routes() http.Handler {
 	}
 
 	// The landing page, the API reference it links to, the pages' scripts.
-	mux.HandleFunc("GET /{$}", s.home)
+	mux.Handle("GET /{$}", pageHeaders(http.HandlerFunc(s.home)))
 	mux.HandleFunc("GET /docs/api/{name}", s.apiDoc)
 	mux.HandleFunc("GET /assets/{name}", s.assets)
 	// Onboarding, the hospital portal and the operator console (console_web.go, apply.go,
@@ -132,10 +132,15 @@ const pageCSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inl
 
 // pageHeaders adds the payer pages' security headers. Their URLs carry order ids and single-use
 // tokens, so no Referer leaves them.
-func pageHeaders(next http.Handler) http.Handler {
+func pageHeaders(next http.Handler) http.Handler { return pageHeadersCSP(pageCSP, next) }
+
+// codePageCSP lets the payment code page run its countdown, a script of /assets (none inline).
+const codePageCSP = pageCSP + "; script-src 'self'"
+
+func pageHeadersCSP(csp string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", pageCSP)
+		h.Set("Content-Security-Policy", csp)
 		h.Set("Referrer-Policy", "no-referrer")
 		next.ServeHTTP(w, r)
 	})

@@ -160,7 +160,7 @@ func (s *Server) sandboxConfirm(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// scenarioCashDeclined is the sandbox scenario whose payer's wallet declines (bureau.md §6).
+// scenarioCashDeclined is the sandbox scenario whose payer's wallet declines (docs/api/sandbox.md (场景)).
 const scenarioCashDeclined = "cash_declined"
 
 // sandboxPerson finds the test person with ID number idNo, or medpay.ErrNotFound.

@@ -284,7 +284,7 @@ func SetRefundFields(m *wire.Message, o *medpay.Order, r *medpay.Refund) {
 	}
 	m.Set("med_refund_state", r.State)
 	// A leg the refund does not have is left out; cash_refund_stauts repeats the cash status
-	// under the misspelt name real clients read (wire-api.md §4.5).
+	// under the misspelt name real clients read (docs/api/refunds.md (queryrefund)).
 	if r.CashStatus != medpay.RefundLegNone {
 		m.Set("cash_refund_status", r.CashStatus)
 		m.Set("cash_refund_stauts", r.CashStatus)

@@ -28,7 +28,7 @@ func runRefund(ctx context.Context, args []string, getenv func(string) string, s
 		fs.StringVar(&req.PartRefundType, "part", "", "empty: all that remains; CASH_ONLY; INSURANCE_ONLY")
 		fs.Int64Var(&req.CashRefundFee, "cash-refund-fee", 0, "with --part CASH_ONLY: the cash to refund in fen (default all remaining)")
 		fs.StringVar(&req.RefundReason, "reason", "", "refund_reason")
-		fs.StringVar(&req.NotifyURL, "notify-url", "", "where the REFUND notification goes (none without it)")
+		fs.StringVar(&req.NotifyURL, "notify-url", "", "where the REFUND notification goes (none without it; never the payment's notify_url)")
 		fs.StringVar(&req.CancelSerialNo, "cancel-serial-no", "", "cancel_serial_no for the bureau")
 		fs.StringVar(&req.CancelBillNo, "cancel-bill-no", "", "cancel_bill_no for the bureau")
 		content := fs.String("request-content", "", "request_content for the bureau's reversal, text or @file")

@@ -93,8 +93,9 @@ func wrongKey(dsn, source string) error {
 
 const serverKeyUsage = `usage: medpay server-key rotate [--db DSN] [--server-key OLD] [--new-key NEW]
 
-Re-seals every sealed value (the merchants' API keys) and the key check under a new server key, in
-one transaction: all of them change or none does. Stop the servers first and start them again with
+Re-seals every sealed value (the merchants' API keys, the payers' names, ID and card numbers, and
+the other sealed credentials) and the key check under a new server key, and recomputes the lookup
+hashes of ID numbers, in one transaction: all of them change or none does. Stop the servers first and start them again with
 the new key.
 
 With an SQLite key file (no --server-key) the new key replaces the file. Otherwise the new key is
@@ -191,4 +192,17 @@ func writeKeyFile(path, hexKey string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// loadServerKey returns the key given, or for SQLite the one kept beside the database file,
+// creating it when missing. The platform's own database goes through openSealed, which also checks
+// the key against what the database holds; this serves the cash channel's separate database.
+func loadServerKey(dsn, given string) ([]byte, error) {
+	if given != "" {
+		return secret.ParseKey(given)
+	}
+	if sqlstore.IsPostgres(dsn) {
+		return nil, errors.New("--server-key (MEDPAY_SERVER_KEY) is required with PostgreSQL: 64 hex characters, e.g. from `openssl rand -hex 32`")
+	}
+	return secret.LoadOrCreateKeyFile(keyFile(dsn))
 }
