@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/secret"
@@ -38,6 +39,19 @@ func TestConformanceServerKey(t *testing.T) {
 			t.Fatal(err)
 		}
 
+		// The console's sealed values: a TOTP secret, and the key a rotation retired.
+		acct := &medpay.Account{Kind: medpay.AccountOperator, Email: "op@example.com", Role: medpay.RoleAdmin, CreatedAt: t0,
+			TOTPSecret: "JBSWY3DPEHPK3PXP"}
+		if err := b.store.CreateAccount(b.ctx, acct, &medpay.AuditEntry{At: t0, Actor: "cli", Action: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		oldKey := m.APIKey
+		creds, err := b.store.RotateKeys(b.ctx, m.ID, time.Hour, &medpay.AuditEntry{At: t0, Actor: "cli", Action: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.APIKey = creds.APIKey
+
 		newBox, _ := secret.NewBox([]byte("k123456789abcdef0123456789abcdef"))
 		report, err := sqlstore.RotateServerKey(b.ctx, db, oldBox, newBox, t0)
 		if err != nil {
@@ -48,7 +62,8 @@ func TestConformanceServerKey(t *testing.T) {
 			counts[r.Column] = r.Count
 		}
 		for col, want := range map[string]int{"merchants.api_key_enc": 1, "bindings.name": 1, "bindings.id_no": 1, "bindings.card_no": 1,
-			"bindings.id_hash": 1, "bindings.pay_auth_no": 1, "orders.card_no": 1, "orders.fields": 1} {
+			"bindings.id_hash": 1, "bindings.pay_auth_no": 1, "orders.card_no": 1, "orders.fields": 1,
+			"accounts.totp_enc": 1, "retired_keys.api_key_enc": 1} {
 			if counts[col] != want {
 				t.Errorf("%s: %d re-sealed, want %d (report %v)", col, counts[col], want, report)
 			}
@@ -75,6 +90,12 @@ func TestConformanceServerKey(t *testing.T) {
 		go2, err := after.OrderByID(b.ctx, o.MedTransID)
 		if err != nil || go2.CardNo != o.CardNo || go2.Fields["user_name"] != "张三丰" || go2.Fields["user_card_no"] != idNo {
 			t.Errorf("order after rotation: %v", err)
+		}
+		if a, err := after.AccountByID(b.ctx, acct.ID); err != nil || a.TOTPSecret != acct.TOTPSecret {
+			t.Errorf("TOTP secret after rotation: %v", err)
+		}
+		if rk, err := after.RetiredKeys(b.ctx, m.ID, t0); err != nil || len(rk) != 1 || rk[0].APIKey != oldKey {
+			t.Errorf("retired key after rotation: %+v %v", rk, err)
 		}
 		if _, err := b.store.MerchantByMchID(b.ctx, m.MchID); err == nil {
 			t.Error("the old key still opens an API key")

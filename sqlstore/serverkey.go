@@ -26,6 +26,11 @@ var sealedColumns = []sealedColumn{
 	{table: "bindings", keys: []string{"appid", "openid"}, column: "card_no", kind: sealedPrefixed},
 	{table: "bindings", keys: []string{"appid", "openid"}, column: "pay_auth_no", kind: sealedWhole},
 	{table: "bind_links", keys: []string{"id"}, column: "pending", kind: sealedWhole},
+	// The console's: operators' and staff's TOTP secrets, keys still accepted during a rotation's
+	// overlap, and credentials waiting to be shown once in the portal.
+	{table: "accounts", keys: []string{"id"}, column: "totp_enc", kind: sealedWhole},
+	{table: "retired_keys", keys: []string{"id"}, column: "api_key_enc", kind: sealedWhole},
+	{table: "pending_credentials", keys: []string{"merchant_id"}, column: "sealed", kind: sealedWhole},
 	// The simulated cash channel's tables, when it keeps them in the platform's database.
 	{table: "cash_keys", keys: []string{"id"}, column: "private_key", kind: sealedWhole, optional: true},
 	{table: "cash_merchants", keys: []string{"mchid"}, column: "apiv3_key", kind: sealedWhole, optional: true},
