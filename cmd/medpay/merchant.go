@@ -46,7 +46,7 @@ func loadServerKey(dsn, given string) ([]byte, error) {
 
 func runMerchant(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: medpay merchant create --name NAME --city CODE [--level N] [--refund-ip IP] [--kind hospital|pharmacy] [--json]")
+		return errors.New("usage: medpay merchant create --name NAME --city CODE [--level N] [--refund-ip IP] [--kind hospital|pharmacy] [--v3 [--public-key merchant.pem]] [--json]")
 	}
 	fs := newFlags("merchant create", stderr)
 	dsn := fs.String("db", "medpay.db", "database: SQLite file or postgres:// URL")
@@ -55,6 +55,7 @@ func runMerchant(ctx context.Context, args []string, getenv func(string) string,
 	kind := fs.String("kind", medpay.KindHospital, "hospital or pharmacy")
 	level := fs.Int("level", 0, "hospital level: 0 社区, 1, 2, 3")
 	asJSON := fs.Bool("json", false, "print JSON")
+	v3 := v3Flags(fs)
 	var cities, ips listFlag
 	fs.Var(&cities, "city", "enabled 6-digit city code (repeatable)")
 	fs.Var(&ips, "refund-ip", "address or CIDR allowed to request refunds (repeatable)")
@@ -86,13 +87,16 @@ func runMerchant(ctx context.Context, args []string, getenv func(string) string,
 		}
 	}
 	m := &medpay.Merchant{Kind: *kind, Name: *name, Cities: cities, Level: *level, RefundIPs: ips}
-	return createMerchant(ctx, *dsn, *serverKey, m, *asJSON, stdout)
+	return createMerchant(ctx, *dsn, *serverKey, m, v3, *asJSON, stdout)
 }
 
 var mchIDPattern = regexp.MustCompile(`^[0-9]{10}$`)
 
 // createMerchant fills m's credentials, stores it and prints them once.
-func createMerchant(ctx context.Context, dsn, serverKey string, m *medpay.Merchant, asJSON bool, stdout io.Writer) error {
+func createMerchant(ctx context.Context, dsn, serverKey string, m *medpay.Merchant, v3 *v3Options, asJSON bool, stdout io.Writer) error {
+	if err := v3.load(); err != nil {
+		return err
+	}
 	store, err := openStore(ctx, dsn, serverKey)
 	if err != nil {
 		return err
@@ -114,6 +118,9 @@ func createMerchant(ctx context.Context, dsn, serverKey string, m *medpay.Mercha
 		return err
 	}
 	creds := medpay.Credentials{AppID: m.AppID, Secret: appSecret, MchID: m.MchID, APIKey: m.APIKey, Name: m.Name, Cities: m.Cities}
+	if v3.enabled() {
+		return registerV3(ctx, store, m, v3, creds, asJSON, stdout)
+	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetEscapeHTML(false)

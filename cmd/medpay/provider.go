@@ -20,13 +20,14 @@ func runProvider(ctx context.Context, args []string, getenv func(string) string,
 		serverKey := fs.String("server-key", "", "64 hex characters sealing API keys")
 		name := fs.String("name", "", "service provider name")
 		asJSON := fs.Bool("json", false, "print JSON")
+		v3 := v3Flags(fs)
 		if err := parseFlags(fs, args[1:], getenv); err != nil {
 			return err
 		}
 		if *name == "" {
 			return errors.New("--name is required")
 		}
-		return createMerchant(ctx, *dsn, *serverKey, &medpay.Merchant{Kind: medpay.KindProvider, Name: *name}, *asJSON, stdout)
+		return createMerchant(ctx, *dsn, *serverKey, &medpay.Merchant{Kind: medpay.KindProvider, Name: *name}, v3, *asJSON, stdout)
 	case "authorize", "revoke":
 		fs := newFlags("provider "+args[0], stderr)
 		dsn := fs.String("db", "medpay.db", "database: SQLite file or postgres:// URL")
