@@ -29,3 +29,16 @@ type PlatformKey struct {
 	KeyID      string // PUB_KEY_ID_…
 	PrivateKey string // PEM; stored sealed
 }
+
+// Prepay is a 2.0 hospital's JSAPI cash order (v3.md §2): the cash part, kept by the platform
+// until the 医保 order naming its PrepayID is paid at the cashier.
+type Prepay struct {
+	ID         int64
+	MerchantID int64
+	OutTradeNo string
+	PrepayID   string
+	Body       string // the request as received (JSON)
+	Amount     int64  // fen
+	MixTradeNo string // the 医保 order that took it, once one did
+	CreatedAt  time.Time
+}

@@ -93,3 +93,48 @@ func (s *Store) platformKey(ctx context.Context) (*medpay.PlatformKey, error) {
 	}
 	return &k, nil
 }
+
+// CreatePrepay stores p; the merchant's out_trade_no taken gives medpay.ErrConflict.
+func (s *Store) CreatePrepay(ctx context.Context, p *medpay.Prepay) error {
+	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `INSERT INTO v3_prepays (merchant_id, out_trade_no, prepay_id, body, amount, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`, p.MerchantID, p.OutTradeNo, p.PrepayID, p.Body, p.Amount, ms(p.CreatedAt)).Scan(&p.ID)
+		if isUniqueViolation(err) {
+			return medpay.ErrConflict
+		}
+		return err
+	})
+}
+
+// PrepayByOutTradeNo returns a merchant's prepay, or medpay.ErrNotFound.
+func (s *Store) PrepayByOutTradeNo(ctx context.Context, merchantID int64, outTradeNo string) (*medpay.Prepay, error) {
+	return s.prepayWhere(ctx, `merchant_id = $1 AND out_trade_no = $2`, merchantID, outTradeNo)
+}
+
+// PrepayByID returns a merchant's prepay by prepay_id, or medpay.ErrNotFound.
+func (s *Store) PrepayByID(ctx context.Context, merchantID int64, prepayID string) (*medpay.Prepay, error) {
+	return s.prepayWhere(ctx, `merchant_id = $1 AND prepay_id = $2`, merchantID, prepayID)
+}
+
+// ClaimPrepay ties a prepay to the 医保 order mixTradeNo; a prepay already tied to another order
+// gives medpay.ErrConflict.
+func (s *Store) ClaimPrepay(ctx context.Context, id int64, mixTradeNo string) error {
+	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		return swapped(tx.ExecContext(ctx, `UPDATE v3_prepays SET mix_trade_no = $1 WHERE id = $2 AND (mix_trade_no = '' OR mix_trade_no = $1)`, mixTradeNo, id))
+	})
+}
+
+func (s *Store) prepayWhere(ctx context.Context, where string, args ...any) (*medpay.Prepay, error) {
+	var p medpay.Prepay
+	var created int64
+	err := s.db.sql.QueryRowContext(ctx, `SELECT id, merchant_id, out_trade_no, prepay_id, body, amount, mix_trade_no, created_at
+		FROM v3_prepays WHERE `+where, args...).Scan(&p.ID, &p.MerchantID, &p.OutTradeNo, &p.PrepayID, &p.Body, &p.Amount, &p.MixTradeNo, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, medpay.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.CreatedAt = fromMS(created)
+	return &p, nil
+}

@@ -1,0 +1,63 @@
+package medins
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"net/http"
+
+	"github.com/medpay/medpay"
+	"github.com/medpay/medpay/apiv3"
+	"github.com/medpay/medpay/notify"
+)
+
+// Callback event of a paid order (v3.md §4), and its resource's original type (medpay's name:
+// the contract does not give one).
+const (
+	EventSuccess     = "MEDICAL_INSURANCE.SUCCESS"
+	OriginalTypeMix  = "mix_order"
+	summarySucceeded = "医保自费混合收款成功"
+)
+
+// callback builds o's MEDICAL_INSURANCE.SUCCESS callback, sealed under the APIv3 key of the
+// merchant that placed the order (the service provider in provider mode), and returns the
+// outbox insert to run in the transaction that makes o paid.
+func (h *Handler) callback(ctx context.Context, o *medpay.Order) (func(*sql.Tx) error, error) {
+	if o.NotifyURL == "" {
+		return nil, nil
+	}
+	owner := o.MerchantID
+	if o.ProviderID != 0 {
+		owner = o.ProviderID
+	}
+	creds, err := h.cfg.Store.MerchantV3(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+	v, err := view(o)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	now := h.cfg.Now()
+	id := o.MedTransID + "-" + string(o.State)
+	n, err := apiv3.NewNotification([]byte(creds.APIv3Key), id, EventSuccess, summarySucceeded, OriginalTypeMix, now, pt)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(n)
+	if err != nil {
+		return nil, err
+	}
+	row := &notify.Notification{NotifyID: id, Kind: notify.KindPay, MerchantID: o.MerchantID, OrderID: o.ID,
+		URL: o.NotifyURL, Body: body, Format: notify.FormatV3, GiveUpAt: now.Add(creds.RetryWindow)}
+	return func(tx *sql.Tx) error { return notify.Enqueue(ctx, tx, row, now) }, nil
+}
+
+// SignCallback signs a callback's headers at each attempt (notify.Options.SignV3).
+func (h *Handler) SignCallback(hd http.Header, body []byte) error {
+	return h.signer.SignHeaders(hd, body)
+}
