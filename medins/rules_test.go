@@ -34,7 +34,7 @@ func TestOrderRules(t *testing.T) {
 		code   string
 		part   string
 	}{
-		{"wechat_pay_cash_fee", func(r *medins.OrderRequest) { r.WechatPayCashFee++ }, 403, apiv3.CodeRuleLimit, "wechat_pay_cash_fee (" },
+		{"wechat_pay_cash_fee", func(r *medins.OrderRequest) { r.WechatPayCashFee++ }, 403, apiv3.CodeRuleLimit, "wechat_pay_cash_fee ("},
 		{"total with reductions", func(r *medins.OrderRequest) { r.TotalFee++ }, 403, apiv3.CodeRuleLimit, "wechat_pay_cash_fee + Σcash_reduce_fee"},
 		{"additions counted", func(r *medins.OrderRequest) {
 			r.CashAddDetail = []medins.CashAdd{{Fee: 100, Type: "DEFAULT_ADD_TYPE"}}
