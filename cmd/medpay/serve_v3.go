@@ -9,6 +9,7 @@ import (
 	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/bureau"
 	"github.com/medpay/medpay/medins"
+	"github.com/medpay/medpay/reconcile"
 	"github.com/medpay/medpay/sqlstore"
 )
 
@@ -25,4 +26,15 @@ func newV3(ctx context.Context, store *sqlstore.Store, sim *bureau.Simulator, wa
 	}
 	return medins.New(ctx, medins.Config{Store: store, Bureau: bureauFor, Cash: wallet, BaseURL: baseURL,
 		Sandbox: sandbox, Notify: kick, Logger: logger, Now: now})
+}
+
+// v3Journals lets reconciliation read the journals of hospitals' institutions at the in-process
+// bureau, where their 2.0 orders are settled.
+func v3Journals(sim *bureau.Simulator) reconcile.ForOrg {
+	return func(ctx context.Context, orgCodg string) (medpay.Bureau, error) {
+		if sim == nil {
+			return nil, errors.New("reconciling 医保 2.0 orders needs the in-process bureau")
+		}
+		return sim.ForOrg(ctx, orgCodg)
+	}
 }
