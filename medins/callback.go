@@ -8,13 +8,14 @@ import (
 
 	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/apiv3"
+	api "github.com/medpay/medpay/client/medins"
 	"github.com/medpay/medpay/notify"
 )
 
 // Callback event of a paid order (v3.md §4), and its resource's original type (medpay's name:
 // the contract does not give one).
 const (
-	EventSuccess     = "MEDICAL_INSURANCE.SUCCESS"
+	EventSuccess     = api.EventSuccess
 	OriginalTypeMix  = "mix_order"
 	summarySucceeded = "医保自费混合收款成功"
 )

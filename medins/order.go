@@ -25,7 +25,7 @@ func (h *Handler) createOrder(c *call) (int, any, *apiv3.Error) {
 	if e := c.decode(&req); e != nil {
 		return 0, nil, e
 	}
-	if e := req.checkFields(c.provider); e != nil {
+	if e := checkFields(&req, c.provider); e != nil {
 		return 0, nil, e
 	}
 	if e := h.actFor(c, req.SubMchID, "body"); e != nil {
@@ -40,7 +40,7 @@ func (h *Handler) createOrder(c *call) (int, any, *apiv3.Error) {
 	if e := h.checkPayer(&req); e != nil {
 		return 0, nil, e
 	}
-	if e := req.checkAmounts(); e != nil {
+	if e := checkAmounts(&req); e != nil {
 		return 0, nil, e
 	}
 	// Drop what must not be kept or returned, then fingerprint the rest for idempotency.
@@ -75,7 +75,7 @@ func (h *Handler) createOrder(c *call) (int, any, *apiv3.Error) {
 		case st.OrdStas != medpay.OrdUploaded:
 			return 0, nil, ruleLimit("pay_order_id %s is not awaiting payment at the bureau (ordStas %d)", req.PayOrderID, st.OrdStas)
 		}
-		if e := req.checkSplit(st); e != nil {
+		if e := checkSplit(&req, st); e != nil {
 			return 0, nil, e
 		}
 		hifp, acct = req.MedInsGovFee+req.MedInsOtherFee, req.MedInsSelfFee
@@ -91,18 +91,18 @@ func (h *Handler) createOrder(c *call) (int, any, *apiv3.Error) {
 		if p.MixTradeNo != "" {
 			return 0, nil, ruleLimit("prepay_id %s belongs to mix_trade_no %s", req.PrepayID, p.MixTradeNo)
 		}
-		if e := req.checkPrepay(p); e != nil {
+		if e := checkPrepay(&req, p); e != nil {
 			return 0, nil, e
 		}
 		prepay = p
 	}
 
 	now := h.cfg.Now()
-	add, reduce, _ := req.sums()
+	add, reduce, _ := sums(&req)
 	o := &medpay.Order{
 		Generation: medpay.GenerationV3, MedTransID: payment.NewMedTransID(now), MerchantID: c.hospital.ID,
 		OrderType: req.OrderType, HospOutTradeNo: req.OutTradeNo, HospitalName: req.MedInstName,
-		TotalFee: req.TotalFee, CashFee: req.WechatPayCashFee, InsuranceFee: req.insurance(), HifpPay: hifp, AcctPay: acct,
+		TotalFee: req.TotalFee, CashFee: req.WechatPayCashFee, InsuranceFee: insurance(&req), HifpPay: hifp, AcctPay: acct,
 		CashAddFee: add, CashReducedFee: reduce, PayType: payType(req.MixPayType), CityID: req.CityID,
 		PayOrdID: req.PayOrderID, PayAuthNo: req.PayAuthNo, Fingerprint: fingerprint,
 		State: medpay.StateNotPay, CashStatus: medpay.LegNotPay, InsuranceStatus: medpay.LegNotPay,
@@ -117,7 +117,7 @@ func (h *Handler) createOrder(c *call) (int, any, *apiv3.Error) {
 	if req.WechatPayCashFee == 0 {
 		o.CashStatus = medpay.LegNoPay
 	}
-	if req.insurance() == 0 {
+	if insurance(&req) == 0 {
 		o.InsuranceStatus = medpay.LegNoPay
 	}
 	o.LoadFields()

@@ -10,13 +10,6 @@ import (
 	"github.com/medpay/medpay/secret"
 )
 
-// PrepayRequest is the body of POST /v3/pay/transactions/jsapi: apiv3's, with the
-// service-provider fields.
-type PrepayRequest struct {
-	apiv3.PrepayRequest
-	SubMchID string `json:"sub_mchid,omitempty"`
-}
-
 // createPrepay is POST /v3/pay/transactions/jsapi: the cash part of a 2.0 order. The platform
 // keeps it and charges it at its own cashier together with the 医保 order naming the prepay_id
 // (docs/decisions.md: the payer's wallet is the cash leg of both generations).
@@ -62,20 +55,6 @@ func (h *Handler) createPrepay(c *call) (int, any, *apiv3.Error) {
 		return 0, nil, systemError(err)
 	}
 	return http.StatusOK, apiv3.PrepayAnswer{PrepayID: p.PrepayID}, nil
-}
-
-// PrepayState is the answer of GET /v3/pay/transactions/out-trade-no/{out_trade_no}.
-type PrepayState struct {
-	AppID          string       `json:"appid"`
-	MchID          string       `json:"mchid"`
-	OutTradeNo     string       `json:"out_trade_no"`
-	TransactionID  string       `json:"transaction_id,omitempty"`
-	TradeType      string       `json:"trade_type"`
-	TradeState     string       `json:"trade_state"`
-	TradeStateDesc string       `json:"trade_state_desc"`
-	SuccessTime    string       `json:"success_time,omitempty"`
-	Amount         apiv3.Amount `json:"amount"`
-	MixTradeNo     string       `json:"mix_trade_no,omitempty"`
 }
 
 // queryPrepay is GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=: the prepay's state

@@ -150,33 +150,6 @@ func (h *Handler) newRefund(ctx context.Context, o *medpay.Order, no string, bod
 	return r, nil
 }
 
-// CashRefundRequest is the body of POST /v3/refund/domestic/refunds.
-type CashRefundRequest struct {
-	SubMchID    string `json:"sub_mchid,omitempty"`
-	OutTradeNo  string `json:"out_trade_no"` // the JSAPI order's
-	OutRefundNo string `json:"out_refund_no"`
-	Reason      string `json:"reason,omitempty"`
-	NotifyURL   string `json:"notify_url,omitempty"`
-	Amount      struct {
-		Refund   int64  `json:"refund"`
-		Total    int64  `json:"total"`
-		Currency string `json:"currency"`
-	} `json:"amount"`
-}
-
-// CashRefund is a cash refund's answer and query.
-type CashRefund struct {
-	RefundID    string       `json:"refund_id"`
-	OutRefundNo string       `json:"out_refund_no"`
-	OutTradeNo  string       `json:"out_trade_no"`
-	Channel     string       `json:"channel"`
-	Status      string       `json:"status"`
-	SuccessTime string       `json:"success_time,omitempty"`
-	CreateTime  string       `json:"create_time"`
-	Amount      apiv3.Amount `json:"amount"`
-	Refund      int64        `json:"refund"`
-}
-
 // cashRefund is POST /v3/refund/domestic/refunds: the cash part of a paid 2.0 order, found by
 // its JSAPI out_trade_no, refunded to the payer's wallet.
 func (h *Handler) cashRefund(c *call) (int, any, *apiv3.Error) {

@@ -14,7 +14,7 @@ func ruleLimit(format string, args ...any) *apiv3.Error {
 }
 
 // sums returns Σcash_add_fee and Σcash_reduce_fee, refusing negative or overflowing figures.
-func (r *OrderRequest) sums() (add, reduce int64, err *apiv3.Error) {
+func sums(r *OrderRequest) (add, reduce int64, err *apiv3.Error) {
 	for _, a := range r.CashAddDetail {
 		if a.Fee < 0 {
 			return 0, 0, ruleLimit("cash_add_fee must not be negative")
@@ -34,10 +34,10 @@ func (r *OrderRequest) sums() (add, reduce int64, err *apiv3.Error) {
 }
 
 // insurance is what the bureau pays: gov + self + other.
-func (r *OrderRequest) insurance() int64 { return r.MedInsGovFee + r.MedInsSelfFee + r.MedInsOtherFee }
+func insurance(r *OrderRequest) int64 { return r.MedInsGovFee + r.MedInsSelfFee + r.MedInsOtherFee }
 
 // checkFields refuses a body missing what every order needs (400 PARAM_ERROR naming the field).
-func (r *OrderRequest) checkFields(provider bool) *apiv3.Error {
+func checkFields(r *OrderRequest, provider bool) *apiv3.Error {
 	req := []struct{ name, val string }{
 		{"mix_pay_type", r.MixPayType}, {"order_type", r.OrderType}, {"appid", r.AppID},
 		{"out_trade_no", r.OutTradeNo}, {"serial_no", r.SerialNo}, {"city_id", r.CityID},
@@ -76,7 +76,7 @@ func (r *OrderRequest) checkFields(provider bool) *apiv3.Error {
 }
 
 // checkAmounts applies the amount rules of v3.md §2 that need nothing but the body.
-func (r *OrderRequest) checkAmounts() *apiv3.Error {
+func checkAmounts(r *OrderRequest) *apiv3.Error {
 	for _, f := range []struct {
 		name string
 		v    int64
@@ -89,7 +89,7 @@ func (r *OrderRequest) checkAmounts() *apiv3.Error {
 	if r.TotalFee == 0 {
 		return ruleLimit("total_fee must be more than 0")
 	}
-	add, reduce, e := r.sums()
+	add, reduce, e := sums(r)
 	if e != nil {
 		return e
 	}
@@ -97,17 +97,17 @@ func (r *OrderRequest) checkAmounts() *apiv3.Error {
 		return ruleLimit("wechat_pay_cash_fee (%d) must equal med_ins_cash_fee + Σcash_add_fee − Σcash_reduce_fee (%d)",
 			r.WechatPayCashFee, r.MedInsCashFee+add-reduce)
 	}
-	if got := r.insurance() + r.WechatPayCashFee + reduce; r.TotalFee != got {
+	if got := insurance(r) + r.WechatPayCashFee + reduce; r.TotalFee != got {
 		return ruleLimit("total_fee (%d) must equal med_ins_gov_fee + med_ins_self_fee + med_ins_other_fee + wechat_pay_cash_fee + Σcash_reduce_fee (%d)",
 			r.TotalFee, got)
 	}
-	if got := r.insurance() + r.MedInsCashFee + add; r.TotalFee != got { // follows from the two above; kept as the contract states it
+	if got := insurance(r) + r.MedInsCashFee + add; r.TotalFee != got { // follows from the two above; kept as the contract states it
 		return ruleLimit("total_fee (%d) must equal med_ins_gov_fee + med_ins_self_fee + med_ins_other_fee + med_ins_cash_fee + Σcash_add_fee (%d)",
 			r.TotalFee, got)
 	}
 	switch r.MixPayType {
 	case CashOnly:
-		if r.insurance() != 0 {
+		if insurance(r) != 0 {
 			return ruleLimit("CASH_ONLY: med_ins_gov_fee, med_ins_self_fee and med_ins_other_fee must be 0")
 		}
 		if r.PrepayID == "" {
@@ -121,7 +121,7 @@ func (r *OrderRequest) checkAmounts() *apiv3.Error {
 			return ruleLimit("INSURANCE_ONLY: prepay_id must be empty")
 		}
 	case CashAndInsurance:
-		if r.WechatPayCashFee == 0 || r.insurance() == 0 {
+		if r.WechatPayCashFee == 0 || insurance(r) == 0 {
 			return ruleLimit("CASH_AND_INSURANCE: both wechat_pay_cash_fee and the insurance sums must be more than 0")
 		}
 		if r.PrepayID == "" {
@@ -132,7 +132,7 @@ func (r *OrderRequest) checkAmounts() *apiv3.Error {
 }
 
 // checkSplit compares the insurance sums with the bureau's 6201 pre-settlement of pay_order_id.
-func (r *OrderRequest) checkSplit(st *medpay.Settlement) *apiv3.Error {
+func checkSplit(r *OrderRequest, st *medpay.Settlement) *apiv3.Error {
 	switch {
 	case r.MedInsGovFee != st.HifpPay:
 		return ruleLimit("med_ins_gov_fee (%d) must equal the bureau's fundPay (%d) for pay_order_id %s", r.MedInsGovFee, st.HifpPay, r.PayOrderID)
@@ -145,7 +145,7 @@ func (r *OrderRequest) checkSplit(st *medpay.Settlement) *apiv3.Error {
 }
 
 // checkPrepay compares the prepay's amount with wechat_pay_cash_fee.
-func (r *OrderRequest) checkPrepay(p *medpay.Prepay) *apiv3.Error {
+func checkPrepay(r *OrderRequest, p *medpay.Prepay) *apiv3.Error {
 	if p.Amount != r.WechatPayCashFee {
 		return ruleLimit("the amount of prepay_id %s (%d) must equal wechat_pay_cash_fee (%d)", r.PrepayID, p.Amount, r.WechatPayCashFee)
 	}

@@ -1,126 +1,48 @@
 package medins
 
-// The JSON bodies of 医保 2.0 (v3.md §2). Amounts are integer fen.
+import api "github.com/medpay/medpay/client/medins"
 
-// Paths served to hospitals.
-const (
-	PathOrders        = "/v3/med-ins/orders"
-	PathByMixTradeNo  = "/v3/med-ins/orders/mix-trade-no/"
-	PathByOutTradeNo  = "/v3/med-ins/orders/out-trade-no/"
-	PathRefundsNotify = "/v3/med-ins/refunds/notify"
-	PathJSAPI         = "/v3/pay/transactions/jsapi"
-	PathJSAPIByOutNo  = "/v3/pay/transactions/out-trade-no/"
-	PathRefunds       = "/v3/refund/domestic/refunds"
+// The wire types are the SDK's (package client/medins), so both sides speak one set.
+type (
+	Payer             = api.Payer
+	CashAdd           = api.CashAdd
+	CashReduce        = api.CashReduce
+	OrderRequest      = api.OrderRequest
+	Order             = api.Order
+	RefundNotify      = api.RefundNotify
+	PrepayRequest     = api.PrepayRequest
+	PrepayState       = api.PrepayState
+	CashRefundRequest = api.CashRefundRequest
+	CashRefund        = api.CashRefund
 )
 
-// Mixed pay types.
+// Paths, pay types and states, as the SDK names them.
 const (
-	CashOnly         = "CASH_ONLY"
-	InsuranceOnly    = "INSURANCE_ONLY"
-	CashAndInsurance = "CASH_AND_INSURANCE"
-)
-
-// Order states (mix_pay_status, self_pay_status, med_ins_pay_status).
-const (
-	MixCreated = "MIX_PAY_CREATED"
-	MixSuccess = "MIX_PAY_SUCCESS"
-	MixRefund  = "MIX_PAY_REFUND"
-	MixFail    = "MIX_PAY_FAIL"
-
-	SelfCreated = "SELF_PAY_CREATED"
-	SelfSuccess = "SELF_PAY_SUCCESS"
-	SelfRefund  = "SELF_PAY_REFUND"
-	SelfFail    = "SELF_PAY_FAIL"
-	NoSelfPay   = "NO_SELF_PAY"
-
-	MedCreated = "MED_INS_PAY_CREATED"
-	MedSuccess = "MED_INS_PAY_SUCCESS"
-	MedRefund  = "MED_INS_PAY_REFUND"
-	MedFail    = "MED_INS_PAY_FAIL"
-	NoMedPay   = "NO_MED_INS_PAY"
+	PathOrders        = api.PathOrders
+	PathByMixTradeNo  = api.PathByMixTradeNo
+	PathByOutTradeNo  = api.PathByOutTradeNo
+	PathRefundsNotify = api.PathRefundsNotify
+	PathJSAPI         = api.PathJSAPI
+	PathJSAPIByOutNo  = api.PathJSAPIByOutNo
+	PathRefunds       = api.PathRefunds
+	CashOnly          = api.CashOnly
+	InsuranceOnly     = api.InsuranceOnly
+	CashAndInsurance  = api.CashAndInsurance
+	MixCreated        = api.MixCreated
+	MixSuccess        = api.MixSuccess
+	MixRefund         = api.MixRefund
+	MixFail           = api.MixFail
+	SelfCreated       = api.SelfCreated
+	SelfSuccess       = api.SelfSuccess
+	SelfRefund        = api.SelfRefund
+	SelfFail          = api.SelfFail
+	NoSelfPay         = api.NoSelfPay
+	MedCreated        = api.MedCreated
+	MedSuccess        = api.MedSuccess
+	MedRefund         = api.MedRefund
+	MedFail           = api.MedFail
+	NoMedPay          = api.NoMedPay
 )
 
 // OrderTypes are the order_type values of v3.md §2.
-var OrderTypes = []string{"REG_PAY", "DIAG_PAY", "COVID_EXAM_PAY", "IN_HOSP_PAY", "PHARMACY_PAY", "INSURANCE_PAY",
-	"INT_REG_PAY", "INT_RE_DIAG_PAY", "INT_RX_PAY", "COVID_ANTIGEN_PAY", "MED_PAY"}
-
-// Payer is the insured payer; Name and IDDigest are RSA-OAEP encrypted for the platform key.
-type Payer struct {
-	Name     string `json:"name,omitempty"`
-	IDDigest string `json:"id_digest,omitempty"`
-	CardType string `json:"card_type,omitempty"`
-}
-
-// CashAdd is an addition to the cash part (e.g. a fee the insurance does not cover).
-type CashAdd struct {
-	Fee  int64  `json:"cash_add_fee"`
-	Type string `json:"cash_add_type"`
-}
-
-// CashReduce is a reduction of the cash part (e.g. a hospital discount).
-type CashReduce struct {
-	Fee  int64  `json:"cash_reduce_fee"`
-	Type string `json:"cash_reduce_type"`
-}
-
-// OrderRequest is the body of POST /v3/med-ins/orders.
-type OrderRequest struct {
-	MixPayType                string       `json:"mix_pay_type"`
-	OrderType                 string       `json:"order_type"`
-	AppID                     string       `json:"appid"`
-	SubAppID                  string       `json:"sub_appid,omitempty"`
-	SubMchID                  string       `json:"sub_mchid,omitempty"`
-	OpenID                    string       `json:"openid,omitempty"`
-	SubOpenID                 string       `json:"sub_openid,omitempty"`
-	Payer                     *Payer       `json:"payer,omitempty"`
-	PayForRelatives           bool         `json:"pay_for_relatives,omitempty"`
-	Relative                  *Payer       `json:"relative,omitempty"`
-	OutTradeNo                string       `json:"out_trade_no"`
-	SerialNo                  string       `json:"serial_no"`
-	PayOrderID                string       `json:"pay_order_id,omitempty"`
-	PayAuthNo                 string       `json:"pay_auth_no,omitempty"`
-	GeoLocation               string       `json:"geo_location,omitempty"`
-	CityID                    string       `json:"city_id"`
-	MedInstName               string       `json:"med_inst_name"`
-	MedInstNo                 string       `json:"med_inst_no"`
-	MedInsOrderCreateTime     string       `json:"med_ins_order_create_time"`
-	TotalFee                  int64        `json:"total_fee"`
-	MedInsGovFee              int64        `json:"med_ins_gov_fee"`
-	MedInsSelfFee             int64        `json:"med_ins_self_fee"`
-	MedInsOtherFee            int64        `json:"med_ins_other_fee"`
-	MedInsCashFee             int64        `json:"med_ins_cash_fee"`
-	WechatPayCashFee          int64        `json:"wechat_pay_cash_fee"`
-	CashAddDetail             []CashAdd    `json:"cash_add_detail,omitempty"`
-	CashReduceDetail          []CashReduce `json:"cash_reduce_detail,omitempty"`
-	CallbackURL               string       `json:"callback_url"`
-	PrepayID                  string       `json:"prepay_id,omitempty"`
-	PassthroughRequestContent string       `json:"passthrough_request_content,omitempty"`
-	Extends                   string       `json:"extends,omitempty"`
-	Attach                    string       `json:"attach,omitempty"`
-	ChannelNo                 string       `json:"channel_no,omitempty"`
-	MedInsTestEnv             bool         `json:"med_ins_test_env,omitempty"`
-}
-
-// Order is the answer of the order and its queries, and the plaintext of its callback: the
-// request's fields (without the payer's sensitive ones) and the order's states.
-type Order struct {
-	OrderRequest
-	MixTradeNo                 string `json:"mix_trade_no"`
-	MixPayStatus               string `json:"mix_pay_status"`
-	SelfPayStatus              string `json:"self_pay_status"`
-	MedInsPayStatus            string `json:"med_ins_pay_status"`
-	PaidTime                   string `json:"paid_time,omitempty"`
-	PassthroughResponseContent string `json:"passthrough_response_content,omitempty"`
-	MedInsFailReason           string `json:"med_ins_fail_reason,omitempty"`
-}
-
-// RefundNotify is the body of POST /v3/med-ins/refunds/notify.
-type RefundNotify struct {
-	SubMchID          string `json:"sub_mchid,omitempty"`
-	MedRefundTotalFee int64  `json:"med_refund_total_fee"`
-	MedRefundGovFee   int64  `json:"med_refund_gov_fee"`
-	MedRefundSelfFee  int64  `json:"med_refund_self_fee"`
-	MedRefundOtherFee int64  `json:"med_refund_other_fee"`
-	RefundTime        string `json:"refund_time"`
-	OutRefundNo       string `json:"out_refund_no"`
-}
+var OrderTypes = api.OrderTypes
