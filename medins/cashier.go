@@ -137,7 +137,8 @@ type cashierView struct {
 
 func (h *Handler) renderCashier(w http.ResponseWriter, status int, v cashierView) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	// No form-action: Chromium applies it to the redirect back to the hospital's page too.
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(status)
 	if err := cashierTmpl.Execute(w, v); err != nil {

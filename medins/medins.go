@@ -39,7 +39,7 @@ type Config struct {
 	Sandbox bool
 	Notify  func() // wakes the notification worker after a callback row is written
 	Logger  *slog.Logger
-	Now     func() time.Time
+	Now     func() time.Time // the business clock (orders, expiry); signatures use the real one
 }
 
 // Handler serves /v3/… (and /sandbox/v3/… in the sandbox).
@@ -70,8 +70,10 @@ func New(ctx context.Context, cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("platform key: %w", err)
 	}
-	h := &Handler{cfg: cfg, key: key, signer: &apiv3.Signer{Key: key, Serial: pk.KeyID, Now: cfg.Now}}
-	h.verifier = &apiv3.RequestVerifier{Keys: h.merchantKey, Nonces: dbNonces{cfg.Store}, Now: cfg.Now}
+	// Signatures keep the real clock whatever the business clock (a test's driven one) says, as
+	// the other side's do.
+	h := &Handler{cfg: cfg, key: key, signer: &apiv3.Signer{Key: key, Serial: pk.KeyID}}
+	h.verifier = &apiv3.RequestVerifier{Keys: h.merchantKey, Nonces: dbNonces{cfg.Store}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+PathOrders, h.api(h.createOrder))
 	mux.HandleFunc("GET "+PathByMixTradeNo+"{no}", h.api(h.queryByMix))
