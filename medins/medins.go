@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/medpay/medpay"
@@ -110,7 +111,9 @@ func (h *Handler) PlatformPublicKey() *rsa.PublicKey { return &h.key.PublicKey }
 type dbNonces struct{ s *sqlstore.Store }
 
 func (n dbNonces) Claim(ctx context.Context, key string, now, _ time.Time) (bool, error) {
-	return n.s.ClaimNonce(ctx, "v3", key, now)
+	// apiv3 separates the key's parts with NUL, which PostgreSQL text refuses; a space cannot
+	// occur in a nonce, and the merchant is a registered one by now.
+	return n.s.ClaimNonce(ctx, "v3", strings.ReplaceAll(key, "\x00", " "), now)
 }
 
 // merchantKey finds the public key a merchant registered under serial.
