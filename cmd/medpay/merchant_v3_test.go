@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/medpay/medpay/apiv3"
@@ -68,5 +73,53 @@ func TestMerchantCreateV3(t *testing.T) {
 	}
 	if b["merchant_serial_no"] == a["merchant_serial_no"] {
 		t.Error("two merchants share a serial")
+	}
+}
+
+// TestServeV3: medpay serve answers 医保 2.0 requests signed with credentials from merchant
+// create --v3 (made while it serves), signs its answers with the key it printed, and serves the
+// cashier script.
+func TestServeV3(t *testing.T) {
+	// Not parallel, like the other tests that start the binary.
+	db := filepath.Join(t.TempDir(), "medpay.db")
+	addr := freeAddr(t)
+	startProc(t, "http://"+addr+"/healthz", "serve", "--db", db, "--addr", addr)
+	out, err := exec.Command(binary(t), "merchant", "create", "--db", db, "--name", "乙医院", "--city", "440300", "--v3", "--json").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cr struct {
+		MchID      string `json:"mchid"`
+		Serial     string `json:"merchant_serial_no"`
+		PrivateKey string `json:"merchant_private_key"`
+		Platform   string `json:"platform_public_key"`
+		PlatformID string `json:"platform_public_key_id"`
+	}
+	if err := json.Unmarshal(out, &cr); err != nil {
+		t.Fatal(err)
+	}
+	key, err := apiv3.ParsePrivateKey([]byte(cr.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := apiv3.ParsePublicKey([]byte(cr.Platform))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &apiv3.Client{BaseURL: "http://" + addr, MchID: cr.MchID, SerialNo: cr.Serial, Key: key,
+		Verifier: &apiv3.AnswerVerifier{Key: pub, KeyID: cr.PlatformID}}
+	err = c.Do(context.Background(), http.MethodGet, "/v3/med-ins/orders/out-trade-no/NONE", nil, nil)
+	var ae *apiv3.Error
+	if !errors.As(err, &ae) || ae.Status != http.StatusNotFound || ae.Code != apiv3.CodeOrderNotExist {
+		t.Fatalf("query of an unknown order: %v", err)
+	}
+	resp, err := http.Get("http://" + addr + "/v3/cashier.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(js), "requestMedicalInsurancePay") {
+		t.Fatalf("cashier.js: %d %s", resp.StatusCode, js)
 	}
 }
