@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,7 +45,11 @@ type env struct {
 	hookURL  string
 	keys     map[string][]byte // APIv3 keys of the merchants, by mchid, for opening callbacks
 	mu       sync.Mutex
+	skew     atomic.Int64 // added to the business clock
 }
+
+// now is the platform's business clock: real time, moved forward by skew.
+func (e *env) now() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
 
 type callback struct {
 	n     *apiv3.Notification
@@ -84,7 +89,7 @@ func newEnv(t *testing.T) *env {
 	var h *medins.Handler
 	e.worker = notify.NewWorker(db, &http.Client{}, notify.Options{Logger: logger, AllowPrivate: true, Timeout: 5 * time.Second,
 		SignV3: func(hd http.Header, body []byte) error { return h.SignCallback(hd, body) }})
-	h, err = medins.New(ctx, medins.Config{Store: e.store, Cash: e.cash, BaseURL: e.url, Sandbox: true, Logger: logger,
+	h, err = medins.New(ctx, medins.Config{Store: e.store, Cash: e.cash, BaseURL: e.url, Sandbox: true, Logger: logger, Now: e.now,
 		Bureau: func(ctx context.Context, org string) (medpay.Bureau, error) { return e.bureau.Sim.ForOrg(ctx, org) }})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/sqlstore"
@@ -13,6 +14,7 @@ import (
 const (
 	reasonCashDeclined = "现金部分支付失败"
 	reasonUnknown      = "医保结算结果未知,已退还现金部分"
+	reasonExpired      = "订单已过期"
 )
 
 // errPayer is a refusal the payer can act on (wrong PIN, an order no longer payable).
@@ -48,11 +50,23 @@ func (h *Handler) pay(ctx context.Context, o *medpay.Order, pin string) error {
 	if err := h.save(ctx, o, &next, nil); err != nil {
 		return err
 	}
+	return h.resume(ctx, o)
+}
+
+// resume carries an order on from the step it records: the cash charge, the settlement, or the
+// reversal. Every outside call is idempotent on a serial of the attempt, so a step interrupted
+// by a crash is simply run again (Recover).
+func (h *Handler) resume(ctx context.Context, o *medpay.Order) error {
 	hospital := medpay.HospitalAccount(hospitalMchID(o))
-	if o.CashFee > 0 {
+	appid, openid := o.Payer()
+	payer := medpay.PayerID(appid, openid)
+	if o.Step == medpay.StepCharge && o.CashFee > 0 {
 		rc, err := h.cfg.Cash.Charge(ctx, o.ChargeSerial(), payer, o.CashFee)
 		if errors.Is(err, medpay.ErrOutcomeUnknown) {
 			rc, err = h.cfg.Cash.QueryCharge(ctx, o.ChargeSerial())
+		}
+		if errors.Is(err, medpay.ErrOutcomeUnknown) {
+			return err // still unknown: left at the charge step for recovery
 		}
 		if err != nil {
 			next := *o
@@ -71,6 +85,9 @@ func (h *Handler) pay(ctx context.Context, o *medpay.Order, pin string) error {
 		if err := h.save(ctx, o, &next, []medpay.Transfer{{From: medpay.PayerWalletAccount(payer), To: hospital, Amount: o.CashFee}}); err != nil {
 			return err
 		}
+	}
+	if o.Step == medpay.StepReverse {
+		return h.reverse(ctx, o, o.StatusDesc)
 	}
 	if o.InsuranceFee == 0 {
 		return h.succeed(ctx, o, nil)
@@ -93,7 +110,7 @@ func (h *Handler) pay(ctx context.Context, o *medpay.Order, pin string) error {
 		}
 		st = q
 	}
-	next = *o
+	next := *o
 	next.InsuranceStatus, next.InsuranceOrderID = medpay.LegPayed, st.SetlID
 	ts := []medpay.Transfer{}
 	if o.HifpPay > 0 {
@@ -104,6 +121,38 @@ func (h *Handler) pay(ctx context.Context, o *medpay.Order, pin string) error {
 	}
 	*o = next
 	return h.succeed(ctx, o, ts)
+}
+
+// Recover resumes the 2.0 payments left mid-way (a crash, an unknown cash outcome) whose last
+// change is older than before, and ends the unpaid orders past their expiry MIX_PAY_FAIL (the
+// upload is the hospital's: it revokes it, not the platform). It returns how many it handled.
+func (h *Handler) Recover(ctx context.Context, before time.Time, limit int) (int, error) {
+	orders, err := h.cfg.Store.V3OrdersToRecover(ctx, before, h.cfg.Now(), limit)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, o := range orders {
+		if o.State == medpay.StateNotPay {
+			next := *o
+			next.State, next.Step, next.StatusDesc = medpay.StateClosed, medpay.StepDone, reasonExpired
+			if o.CashFee > 0 {
+				next.CashStatus = medpay.LegClosed
+			}
+			if o.InsuranceFee > 0 {
+				next.InsuranceStatus = medpay.LegClosed
+			}
+			err = h.save(ctx, o, &next, nil)
+		} else {
+			err = h.resume(ctx, o)
+		}
+		if err != nil && !errors.Is(err, medpay.ErrConflict) {
+			h.cfg.Logger.Error("v3: recover", "mix_trade_no", o.MedTransID, "step", o.Step, "err", err)
+			continue
+		}
+		n++
+	}
+	return n, nil
 }
 
 // succeed ends the order MIX_PAY_SUCCESS with its last transfers and its callback.

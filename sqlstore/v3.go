@@ -138,3 +138,11 @@ func (s *Store) prepayWhere(ctx context.Context, where string, args ...any) (*me
 	p.CreatedAt = fromMS(created)
 	return &p, nil
 }
+
+// V3OrdersToRecover lists 医保 2.0 orders to carry on: those left mid-payment whose last change
+// is older than before, and unpaid ones whose time_expire has passed at now; oldest first.
+func (s *Store) V3OrdersToRecover(ctx context.Context, before, now time.Time, limit int) ([]*medpay.Order, error) {
+	steps := medpay.RecoverySteps
+	return s.orderList(ctx, `generation = 2 AND ((step IN ($1, $2, $3) AND updated_at < $4) OR (state = 'NOTPAY' AND time_expire <= $5))
+		ORDER BY updated_at LIMIT $6`, steps[0], steps[1], steps[2], ms(before), ms(now), limit)
+}

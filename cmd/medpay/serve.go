@@ -227,6 +227,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	wg.Go(func() { every(bg, recoverEvery, func() { recoverLoop(bg, pay, logger) }) })
 	wg.Go(func() { every(bg, expireEvery, func() { housekeeping(bg, pay, store, logger) }) })
+	wg.Go(func() { every(bg, recoverEvery, func() { recoverV3(bg, v3, logger) }) })
 
 	mode := "production"
 	if isSandbox {

@@ -38,3 +38,12 @@ func v3Journals(sim *bureau.Simulator) reconcile.ForOrg {
 		return sim.ForOrg(ctx, orgCodg)
 	}
 }
+
+// recoverV3 carries on 医保 2.0 payments left mid-way and closes expired unpaid ones.
+func recoverV3(ctx context.Context, v3 *medins.Handler, logger *slog.Logger) {
+	if n, err := v3.Recover(ctx, time.Now().Add(-recoverAfter), 100); err != nil {
+		logger.Error("v3 recovery", "err", err)
+	} else if n > 0 {
+		logger.Info("v3 orders recovered or expired", "count", n)
+	}
+}
