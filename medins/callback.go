@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/apiv3"
@@ -55,7 +56,19 @@ func (h *Handler) callback(ctx context.Context, o *medpay.Order) (func(*sql.Tx) 
 	}
 	row := &notify.Notification{NotifyID: id, Kind: notify.KindPay, MerchantID: o.MerchantID, OrderID: o.ID,
 		URL: o.NotifyURL, Body: body, Format: notify.FormatV3, GiveUpAt: now.Add(creds.RetryWindow)}
-	return func(tx *sql.Tx) error { return notify.Enqueue(ctx, tx, row, now) }, nil
+	if !h.cfg.Sandbox {
+		return func(tx *sql.Tx) error { return notify.Enqueue(ctx, tx, row, now) }, nil
+	}
+	// The sandbox also sends a signature probe, after the callback, tried once: its outbox row
+	// ends delivered when the hospital refused it, dead when it accepted it (v3.md §4).
+	probe := *row
+	probe.NotifyID, probe.Format, probe.GiveUpAt = id+"-PROBE", notify.FormatV3Probe, now
+	return func(tx *sql.Tx) error {
+		if err := notify.Enqueue(ctx, tx, row, now); err != nil {
+			return err
+		}
+		return notify.Enqueue(ctx, tx, &probe, now.Add(time.Millisecond))
+	}, nil
 }
 
 // SignCallback signs a callback's headers at each attempt (notify.Options.SignV3).

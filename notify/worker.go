@@ -500,7 +500,7 @@ func (w *Worker) deliver(ctx context.Context, now time.Time, elapsed time.Durati
 	outcome := OutcomeDelivered
 	if !res.ok {
 		next, dead := nextAfter(attempt, base)
-		if j.format == FormatV3 {
+		if j.format == FormatV3 || j.format == FormatV3Probe {
 			next, dead = nextV3(attempt, base, j.giveUpAt)
 		}
 		if dead {
@@ -567,8 +567,8 @@ func (w *Worker) post(ctx context.Context, j job) (res result) {
 		return res
 	}
 	req.Header.Set("Content-Type", "text/xml")
-	if j.format == FormatV3 {
-		if err := w.signV3(req.Header, []byte(j.body)); err != nil {
+	if j.format == FormatV3 || j.format == FormatV3Probe {
+		if err := w.signV3(req.Header, []byte(j.body), j.format == FormatV3Probe); err != nil {
 			res.err = err.Error()
 			return res
 		}
@@ -590,6 +590,8 @@ func (w *Worker) post(ctx context.Context, j job) (res result) {
 	switch {
 	case err != nil:
 		res.err = "reading the answer: " + describe(err, rctx, ctx, w.opts.Timeout)
+	case j.format == FormatV3Probe:
+		res.ok, res.err = probeJudged(resp.StatusCode)
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		res.err = fmt.Sprintf("HTTP status %d", resp.StatusCode)
 	case j.format != FormatV3 && !acknowledged(body):
