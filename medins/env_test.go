@@ -42,10 +42,12 @@ type env struct {
 	cash     *cash.Simulator
 	worker   *notify.Worker
 	received chan callback // callbacks the hospital endpoint verified and opened
-	hookURL  string
-	keys     map[string][]byte // APIv3 keys of the merchants, by mchid, for opening callbacks
-	mu       sync.Mutex
-	skew     atomic.Int64 // added to the business clock
+	// transactions are the JSAPI orders' TRANSACTION.SUCCESS callbacks it received.
+	transactions chan apiv3.Transaction
+	hookURL      string
+	keys         map[string][]byte // APIv3 keys of the merchants, by mchid, for opening callbacks
+	mu           sync.Mutex
+	skew         atomic.Int64 // added to the business clock
 }
 
 // now is the platform's business clock: real time, moved forward by skew.
@@ -64,7 +66,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{store: sqlstore.NewStore(db, box), cash: cash.New(db, time.Now), received: make(chan callback, 16), keys: map[string][]byte{}}
+	e := &env{store: sqlstore.NewStore(db, box), cash: cash.New(db, time.Now), received: make(chan callback, 16), transactions: make(chan apiv3.Transaction, 16), keys: map[string][]byte{}}
 	e.bureau = bureautest.Serve(t, sqlstoretest.Open(t, engine), nil, 200*time.Millisecond)
 	ctx := context.Background()
 	in, err := e.bureau.Sim.CreateInstitution(ctx, bureau.InstitutionSpec{OrgCodg: "H44030100001", Name: "深圳市人民医院", CityID: "440300", Level: 3})
@@ -119,6 +121,13 @@ func newEnv(t *testing.T) *env {
 		if err != nil {
 			w.WriteHeader(http.StatusBadRequest)
 			w.Write(apiv3.CallbackFail(err.Error()))
+			return
+		}
+		if n.EventType == apiv3.EventTransactionSuccess {
+			var tx apiv3.Transaction
+			json.Unmarshal(opened, &tx)
+			e.transactions <- tx
+			w.WriteHeader(http.StatusNoContent)
 			return
 		}
 		var o medins.Order

@@ -72,6 +72,14 @@ func TestMixedOrderPaidCalledBackRefunded(t *testing.T) {
 			if e.deliver(t) != nil {
 				t.Fatal("the callback was delivered twice")
 			}
+			select {
+			case tx := <-e.transactions:
+				if tx.OutTradeNo != "JS-"+mode || tx.TradeState != apiv3.StateSuccess || tx.Amount.Total != up.own {
+					t.Fatalf("JSAPI callback %+v", tx)
+				}
+			default:
+				t.Fatal("the JSAPI order sent no TRANSACTION.SUCCESS")
+			}
 
 			for _, path := range []string{medins.PathByMixTradeNo + o.MixTradeNo + q, medins.PathByOutTradeNo + req.OutTradeNo + q} {
 				got, err := e.query(t, caller, path)

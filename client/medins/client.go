@@ -206,6 +206,23 @@ func (c *Client) ParseCallback(ctx context.Context, h http.Header, body []byte) 
 	return &o, nil
 }
 
+// ParseTransaction verifies and opens the JSAPI order's TRANSACTION.SUCCESS callback (sent to
+// the prepay's notify_url).
+func (c *Client) ParseTransaction(ctx context.Context, h http.Header, body []byte) (*apiv3.Transaction, error) {
+	n, pt, err := apiv3.ParseCallback(ctx, c.verifier, []byte(c.cfg.APIv3Key), h, body)
+	if err != nil {
+		return nil, err
+	}
+	if n.EventType != apiv3.EventTransactionSuccess {
+		return nil, fmt.Errorf("medins: callback event %s", n.EventType)
+	}
+	var t apiv3.Transaction
+	if err := json.Unmarshal(pt, &t); err != nil {
+		return nil, fmt.Errorf("medins: callback resource: %w", err)
+	}
+	return &t, nil
+}
+
 // CallbackHandler answers the platform's callbacks: 204 once handle accepted the verified order,
 // 4XX with {"code":"FAIL"} for anything unverified, 500 when handle fails (the platform retries).
 func (c *Client) CallbackHandler(handle func(ctx context.Context, o *Order) error) http.Handler {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -42,6 +43,19 @@ func (a *App) mountV3(mux, root *http.ServeMux) {
 	mux.HandleFunc("POST /v3/clinic", a.v3Pay)
 	mux.HandleFunc("GET /v3/orders/{no}/pay", a.v3PayPage)
 	root.Handle("POST /v3/callback", a.cfg.V3.Client.CallbackHandler(a.v3Callback))
+	root.HandleFunc("POST /v3/transaction", a.v3Transaction)
+}
+
+// v3Transaction acknowledges the JSAPI order's own callback; the 医保 order's callback is the
+// one the app acts on.
+func (a *App) v3Transaction(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, apiv3.MaxBody))
+	if _, err := a.cfg.V3.Client.ParseTransaction(r.Context(), r.Header, body); err != nil {
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write(apiv3.CallbackFail("verification failed"))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // v3Pay authorises the patient at the bureau, uploads the bill (6201), places the JSAPI cash
@@ -76,7 +90,7 @@ func (a *App) v3Pay(w http.ResponseWriter, r *http.Request) {
 	if own > 0 {
 		mix = medins.CashAndInsurance
 		if prepayID, err = v3.Client.Prepay(ctx, &medins.PrepayRequest{PrepayRequest: apiv3.PrepayRequest{AppID: a.cfg.AppID,
-			Description: svc.title, OutTradeNo: "JS" + no, NotifyURL: a.cfg.PublicURL + "/v3/callback",
+			Description: svc.title, OutTradeNo: "JS" + no, NotifyURL: a.cfg.PublicURL + "/v3/transaction",
 			Amount: apiv3.Amount{Total: own, Currency: "CNY"}, Payer: &apiv3.Payer{OpenID: openid}}}); err != nil {
 			fail("下单失败,请稍后再试。", err)
 			return
