@@ -47,7 +47,9 @@ func (h *Handler) pay(ctx context.Context, o *medpay.Order, pin string) error {
 	}
 	next := *o
 	next.State, next.Step, next.Attempt = medpay.StateUserPaying, medpay.StepCharge, o.Attempt+1
-	if err := h.save(ctx, o, &next, nil); err != nil {
+	if err := h.save(ctx, o, &next, nil); errors.Is(err, medpay.ErrConflict) {
+		return &errPayer{"订单正在支付"} // another confirmation won the race
+	} else if err != nil {
 		return err
 	}
 	return h.resume(ctx, o)
