@@ -112,6 +112,16 @@ func (h *Handler) newRefund(ctx context.Context, o *medpay.Order, no string, bod
 	build func(prior []*medpay.Refund) (*medpay.Refund, error)) (*medpay.Refund, *apiv3.Error) {
 	sum := sha256.Sum256(body)
 	fp := hex.EncodeToString(sum[:])
+	// A repeat is answered from the refund it repeats, before the amounts are judged again
+	// (against prior refunds that now include it).
+	if old, err := h.cfg.Store.RefundByNo(ctx, o.MerchantID, no); err == nil {
+		if old.Fingerprint != fp || old.OrderID != o.ID {
+			return nil, apiv3.Errorf(http.StatusBadRequest, apiv3.CodeInvalidRequest, "out_refund_no was used with other content")
+		}
+		return old, nil
+	} else if !errors.Is(err, medpay.ErrNotFound) {
+		return nil, systemError(err)
+	}
 	r, err := h.cfg.Store.CreateRefund(ctx, o.ID, func(o2 *medpay.Order, prior []*medpay.Refund) (*medpay.Refund, error) {
 		r, err := build(prior)
 		if err != nil {

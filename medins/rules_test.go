@@ -156,3 +156,47 @@ func TestAuthentication(t *testing.T) {
 		t.Fatalf("tampered body answered %d", resp.StatusCode)
 	}
 }
+
+// TestProviderAuthorisationAndRefundReport: a service provider acts only for hospitals that
+// authorised it (403 NO_AUTH), and the refund report's sums are refused by rule.
+func TestProviderAuthorisationAndRefundReport(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	hosp := e.merchant(t, medpay.KindHospital)
+	prov := e.merchant(t, medpay.KindProvider)
+	_, err := e.query(t, prov, medins.PathByOutTradeNo+"X?sub_mchid="+hosp.MchID)
+	wantAPIError(t, err, http.StatusForbidden, apiv3.CodeNoAuth, "has not authorised")
+	_, err = e.query(t, prov, medins.PathByOutTradeNo+"X")
+	wantAPIError(t, err, http.StatusBadRequest, apiv3.CodeParamError, "sub_mchid")
+
+	up := e.upload(t, bureau.ScenarioEmployee, "RR-1", true)
+	o := e.createOrder(t, hosp, e.orderFor(t, hosp, medins.InsuranceOnly, "RR-1", "o-rr", &up, 0))
+	notify := func(n medins.RefundNotify) error {
+		return hosp.client.Do(ctx, http.MethodPost, medins.PathRefundsNotify+"?mix_trade_no="+o.MixTradeNo, n, nil)
+	}
+	n := medins.RefundNotify{MedRefundTotalFee: up.fund + up.acct, MedRefundGovFee: up.fund, MedRefundSelfFee: up.acct,
+		RefundTime: "2026-03-02T10:00:00+08:00", OutRefundNo: "RR-1"}
+	wantAPIError(t, notify(n), http.StatusForbidden, apiv3.CodeRuleLimit, "is not paid")
+	if status, _ := e.confirm(t, o.MixTradeNo, "123456"); status != http.StatusOK {
+		t.Fatalf("confirm %d", status)
+	}
+	bad := n
+	bad.MedRefundTotalFee++
+	wantAPIError(t, notify(bad), http.StatusForbidden, apiv3.CodeRuleLimit, "med_refund_total_fee")
+	bad = n
+	bad.MedRefundGovFee, bad.MedRefundTotalFee = up.fund+1, n.MedRefundTotalFee+1
+	wantAPIError(t, notify(bad), http.StatusForbidden, apiv3.CodeRuleLimit, "exceeds what the insurance paid")
+	if err := notify(n); err != nil {
+		t.Fatal(err)
+	}
+	if err := notify(n); err != nil {
+		t.Fatalf("a repeated report: %v", err)
+	}
+	changed := n
+	changed.RefundTime = "2026-03-02T11:00:00+08:00"
+	wantAPIError(t, notify(changed), http.StatusBadRequest, apiv3.CodeInvalidRequest, "out_refund_no")
+	got, err := e.query(t, hosp, medins.PathByMixTradeNo+o.MixTradeNo)
+	if err != nil || got.MedInsPayStatus != medins.MedRefund || got.MixPayStatus != medins.MixRefund {
+		t.Fatalf("after the report %+v %v", got, err)
+	}
+}
