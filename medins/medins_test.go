@@ -105,6 +105,10 @@ func TestMixedOrderPaidCalledBackRefunded(t *testing.T) {
 			if err := caller.client.Do(ctx, http.MethodPost, medins.PathRefunds, creq, &cr); err != nil || cr.Status != apiv3.RefundSuccess || cr.Refund != up.own {
 				t.Fatalf("cash refund %+v %v", cr, err)
 			}
+			var again medins.CashRefund
+			if err := caller.client.Do(ctx, http.MethodPost, medins.PathRefunds, creq, &again); err != nil || again.RefundID != cr.RefundID {
+				t.Fatalf("repeated cash refund %+v %v", again, err)
+			}
 			var cq medins.CashRefund
 			if err := caller.client.Do(ctx, http.MethodGet, medins.PathRefunds+"/RF-"+mode+q, nil, &cq); err != nil || cq.Status != apiv3.RefundSuccess || cq.RefundID != cr.RefundID {
 				t.Fatalf("refund query %+v %v", cq, err)
