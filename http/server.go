@@ -35,6 +35,10 @@ type Config struct {
 	// (MetricsHandler). MetricsToken, when set, is the bearer token /metrics requires.
 	MetricsElsewhere bool
 	MetricsToken     string
+	// Register and CashMerchants check applications' 定点 codes and cash-channel merchant ids
+	// (apply.go); nil means the sandbox's format checks, or refusal outside the sandbox.
+	Register      medpay.InstitutionRegister
+	CashMerchants medpay.MerchantChecker
 }
 
 // Server is the platform's HTTP server.

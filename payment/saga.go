@@ -54,6 +54,9 @@ func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.
 	if err != nil || o.State != medpay.StateNotPay {
 		return o, err // already paid: the payer sees the result again
 	}
+	if !HasPayer(o) {
+		return o, ErrNoPayer // 扫码付: Identify first
+	}
 	payer := PayerKey(o)
 	// The attempt is counted before the PIN is checked, in one step with the blocks' check.
 	a, err := s.Store.BeginPIN(ctx, payer, o.MedTransID, o.TimeExpire, s.now())

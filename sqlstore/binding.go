@@ -109,13 +109,12 @@ func (s *Store) BeginPIN(ctx context.Context, payer, medTransID string, orderEnd
 		}
 		failures := make([]int, len(keys))
 		for i, k := range keys {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO pin_failures (payer, failures, blocked_until, updated_at)
-				VALUES ($1, 0, 0, $2) ON CONFLICT (payer) DO NOTHING`, k.key, ms(now)); err != nil {
-				return err
-			}
+			// One statement creates or locks the row and reads it: a separate insert and select
+			// would let a concurrent right PIN delete the row in between.
 			var until int64
-			if err := tx.QueryRowContext(ctx, `SELECT failures, blocked_until FROM pin_failures WHERE payer = $1`+s.db.LockRow(),
-				k.key).Scan(&failures[i], &until); err != nil {
+			if err := tx.QueryRowContext(ctx, `INSERT INTO pin_failures (payer, failures, blocked_until, updated_at)
+				VALUES ($1, 0, 0, $2) ON CONFLICT (payer) DO UPDATE SET updated_at = pin_failures.updated_at
+				RETURNING failures, blocked_until`, k.key, ms(now)).Scan(&failures[i], &until); err != nil {
 				return err
 			}
 			if until > ms(now) {

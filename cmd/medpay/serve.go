@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -36,7 +37,7 @@ const (
 )
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("serve", stderr)
+	fs := newFlags("serve", stdout)
 	dsn := fs.String("db", "medpay.db", "database: SQLite file, or a postgres:// URL")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	baseURL := fs.String("base-url", "", "public URL used in pay_url, code_url, bind_url (default http://<addr>)")
@@ -84,7 +85,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		if *tlsCert != "" {
 			scheme = "https"
 		}
-		*baseURL = scheme + "://" + *addr
+		*baseURL = scheme + "://" + defaultHost(*addr, stderr)
 	}
 	*baseURL = strings.TrimRight(*baseURL, "/")
 
@@ -127,7 +128,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	wallet := cash.New(db, now)
 	var cashChannel *cash.Channel // the simulated channel over APIv3, at <base-url>/cash
 	if isSandbox {
-		if cashChannel, err = sandboxCashChannel(ctx, db, *dsn, *serverKey, now, logger); err != nil {
+		if cashChannel, err = sandboxCashChannel(ctx, db, store.Box(), now, logger); err != nil {
 			return fmt.Errorf("cash channel: %w", err)
 		}
 	}
@@ -304,4 +305,20 @@ func housekeeping(ctx context.Context, pay *payment.Service, store *sqlstore.Sto
 	if err := store.PurgeNonces(ctx, time.Now()); err != nil {
 		logger.Error("purge nonces", "err", err)
 	}
+}
+
+// defaultHost is the host:port of the default base URL for a listen address: an address without
+// a host (":8096") or a wildcard one listens on every interface, so the URL names the loopback
+// address, with a warning that phones need --base-url.
+func defaultHost(addr string, stderr io.Writer) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip, _ := netip.ParseAddr(host); host != "" && !ip.IsUnspecified() {
+		return addr
+	}
+	fmt.Fprintf(stderr, "medpay: --addr %s listens on every interface; pay_url, code_url and bind_url will use http://127.0.0.1:%s, "+
+		"which only this machine can open: give --base-url with the address phones reach\n", addr, port)
+	return net.JoinHostPort("127.0.0.1", port)
 }
