@@ -133,6 +133,9 @@ type Order struct {
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	Version   int64 // optimistic concurrency: bumped on every update
+	// Generation is the API the order came through: GenerationXML (0 is taken as it) or
+	// GenerationV3, whose orders the XML saga's recovery and expiry leave alone.
+	Generation int
 }
 
 // Payer returns the openid that names the payer (sub_openid in provider mode).

@@ -30,6 +30,14 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/payinsurance/refundquery", s.api("queryrefund", s.queryRefund, apiOpts{}))
 	mux.Handle("/payinsurance/billdownload", s.apiRaw("billdownload", s.billDownload))
 
+	// 医保 2.0 over APIv3 (v3.md), with its cashier.
+	if s.v3 != nil {
+		mux.Handle("/v3/", s.v3)
+		if s.cfg.Sandbox {
+			mux.Handle("/sandbox/v3/", s.v3)
+		}
+	}
+
 	// Payer pages (docs/api/sandbox.md), protected against cross-origin form posts.
 	pages := http.NewServeMux()
 	pages.HandleFunc("GET /pay/{id}", s.payPage)

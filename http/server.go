@@ -51,6 +51,7 @@ type Server struct {
 	cities  []medpay.City
 	cash    *cash.Simulator
 	cashAPI http.Handler
+	v3      http.Handler
 	logger  *slog.Logger
 	now     func() time.Time
 	metrics *metrics
@@ -70,6 +71,7 @@ type Deps struct {
 	Cities   []medpay.City
 	Cash     *cash.Simulator
 	CashAPI  http.Handler // the simulated cash channel over APIv3, mounted at /cash in the sandbox
+	V3       http.Handler // 医保 2.0 (package medins), mounted at /v3/ and /sandbox/v3/
 	Logger   *slog.Logger
 	Now      func() time.Time
 	Registry *prometheus.Registry // metrics are registered here and served at /metrics
@@ -86,7 +88,7 @@ func NewServer(cfg Config, d Deps) *Server {
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, store: d.Store, payment: d.Payment, bureau: d.Bureau, sandbox: d.Sandbox, cities: d.Cities, cash: d.Cash, cashAPI: d.CashAPI,
+	s := &Server{cfg: cfg, store: d.Store, payment: d.Payment, bureau: d.Bureau, sandbox: d.Sandbox, cities: d.Cities, cash: d.Cash, cashAPI: d.CashAPI, v3: d.V3,
 		logger: d.Logger, now: d.Now, reg: d.Registry, metrics: newMetrics(d.Registry)}
 	s.handler = s.routes()
 	return s

@@ -59,6 +59,9 @@ type Notification struct {
 	RefundID   int64
 	URL        string
 	Body       []byte
+	// Format is FormatXML (or empty) or FormatV3; a v3 row is retried until GiveUpAt.
+	Format   string
+	GiveUpAt time.Time
 }
 
 // ErrInvalid is wrapped by the errors of Enqueue for a malformed notification.
@@ -81,9 +84,9 @@ func Enqueue(ctx context.Context, tx *sql.Tx, n *Notification, now time.Time) er
 	}
 	at := sqlstore.MS(now)
 	_, err := tx.ExecContext(ctx, `INSERT INTO outbox
-		(notify_id, merchant_id, kind, order_id, refund_id, url, body, state, attempts, next_at, lease_until, created_at, done_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, 0, $9, 0)`,
-		n.NotifyID, n.MerchantID, n.Kind, n.OrderID, n.RefundID, n.URL, string(n.Body), StatePending, at)
+		(notify_id, merchant_id, kind, order_id, refund_id, url, body, state, attempts, next_at, lease_until, created_at, done_at, format, give_up_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, 0, $9, 0, $10, $11)`,
+		n.NotifyID, n.MerchantID, n.Kind, n.OrderID, n.RefundID, n.URL, string(n.Body), StatePending, at, n.format(), sqlstore.MS(n.GiveUpAt))
 	if err != nil {
 		return fmt.Errorf("enqueue notification %s: %w", n.NotifyID, err)
 	}

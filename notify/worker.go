@@ -35,6 +35,8 @@ type Options struct {
 	// BatchSize/5)): a merchant whose endpoints hang holds at most this share of the worker,
 	// and the rest stays free for the others.
 	PerMerchant int
+	// SignV3 signs a 医保 2.0 callback's headers for its body at each attempt (nil: v3 rows fail).
+	SignV3 func(h http.Header, body []byte) error
 	// AllowPrivate lets the worker connect to loopback, private and link-local addresses. When
 	// false (production), the dialer refuses them after name resolution, whatever CheckURL said
 	// earlier (DNS rebinding). Tests and the sandbox set it.
@@ -190,6 +192,8 @@ type job struct {
 	attempts   int
 	nextAt     int64
 	lease      int64 // lease_until written by the claim: the fencing token of the outcome
+	format     string
+	giveUpAt   int64
 }
 
 // dispatch claims due rows and starts their deliveries, returning how many it claimed. wg and
@@ -413,7 +417,7 @@ func (w *Worker) claim(ctx context.Context, now time.Time, limit int, excluded [
 				FROM outbox WHERE state = 'pending' AND next_at <= $2 AND lease_until <= $2` + skip + `
 			) due ORDER BY turn, next_at, id LIMIT $3
 		) AND state = 'pending' AND next_at <= $2 AND lease_until <= $2` + w.db.ForUpdate() + `)
-		RETURNING id, notify_id, kind, merchant_id, url, body, attempts, next_at`
+		RETURNING id, notify_id, kind, merchant_id, url, body, attempts, next_at, format, give_up_at`
 	var jobs []job
 	err := w.db.WriteTx(ctx, func(tx *sql.Tx) error {
 		jobs = jobs[:0]
@@ -424,7 +428,7 @@ func (w *Worker) claim(ctx context.Context, now time.Time, limit int, excluded [
 		defer rows.Close()
 		for rows.Next() {
 			j := job{lease: lease}
-			if err := rows.Scan(&j.id, &j.notifyID, &j.kind, &j.merchantID, &j.url, &j.body, &j.attempts, &j.nextAt); err != nil {
+			if err := rows.Scan(&j.id, &j.notifyID, &j.kind, &j.merchantID, &j.url, &j.body, &j.attempts, &j.nextAt, &j.format, &j.giveUpAt); err != nil {
 				return err
 			}
 			j.host = hostOf(j.url)
@@ -496,6 +500,9 @@ func (w *Worker) deliver(ctx context.Context, now time.Time, elapsed time.Durati
 	outcome := OutcomeDelivered
 	if !res.ok {
 		next, dead := nextAfter(attempt, base)
+		if j.format == FormatV3 || j.format == FormatV3Probe {
+			next, dead = nextV3(attempt, base, j.giveUpAt)
+		}
 		if dead {
 			state, outcome = StateDead, OutcomeDead
 		} else {
@@ -560,6 +567,12 @@ func (w *Worker) post(ctx context.Context, j job) (res result) {
 		return res
 	}
 	req.Header.Set("Content-Type", "text/xml")
+	if j.format == FormatV3 || j.format == FormatV3Probe {
+		if err := w.signV3(req.Header, []byte(j.body), j.format == FormatV3Probe); err != nil {
+			res.err = err.Error()
+			return res
+		}
+	}
 	req.Header.Set("User-Agent", "medpay-notify/1")
 	resp, err := w.client.Do(req)
 	if err != nil {
@@ -577,9 +590,11 @@ func (w *Worker) post(ctx context.Context, j job) (res result) {
 	switch {
 	case err != nil:
 		res.err = "reading the answer: " + describe(err, rctx, ctx, w.opts.Timeout)
+	case j.format == FormatV3Probe:
+		res.ok, res.err = probeJudged(resp.StatusCode)
 	case resp.StatusCode < 200 || resp.StatusCode > 299:
 		res.err = fmt.Sprintf("HTTP status %d", resp.StatusCode)
-	case !acknowledged(body):
+	case j.format != FormatV3 && !acknowledged(body):
 		res.err = "the answer is not <xml><return_code>SUCCESS</return_code>...</xml>"
 	default:
 		res.ok = true

@@ -46,8 +46,13 @@ const (
 	Cash            = "cash"
 )
 
-// Day reconciles the CST calendar day that starts at start.
-func Day(ctx context.Context, store *sqlstore.Store, bu medpay.Bureau, wallet *cash.Simulator, start time.Time) (*Report, error) {
+// ForOrg returns the bureau acting for the institution orgCodg: 医保 2.0 orders (v3.md) are
+// uploaded by the hospital's own institution, so their settlements are in its journal.
+type ForOrg func(ctx context.Context, orgCodg string) (medpay.Bureau, error)
+
+// Day reconciles the CST calendar day that starts at start. With forOrg, the journals of the
+// institutions whose 2.0 orders moved that day are read too, for those orders' payOrdIds.
+func Day(ctx context.Context, store *sqlstore.Store, bu medpay.Bureau, wallet *cash.Simulator, start time.Time, forOrg ...ForOrg) (*Report, error) {
 	end := start.AddDate(0, 0, 1)
 	// nets[party][serial] holds the platform's and the party's view.
 	nets := map[string]map[string]*Amounts{BureauFund: {}, PersonalAccount: {}, Cash: {}}
@@ -88,6 +93,13 @@ func Day(ctx context.Context, store *sqlstore.Store, bu medpay.Bureau, wallet *c
 	entries, err := bu.Statement(ctx, start)
 	if err != nil {
 		return nil, err
+	}
+	if len(forOrg) > 0 {
+		more, err := v3Entries(ctx, store, orders, forOrg[0], start)
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, more...)
 	}
 	for _, e := range entries {
 		sign := int64(1)
@@ -137,4 +149,35 @@ func Day(ctx context.Context, store *sqlstore.Store, bu medpay.Bureau, wallet *c
 		return a.Party < b.Party
 	})
 	return r, nil
+}
+
+// v3Entries reads the journals of the institutions of the day's 2.0 orders, keeping the entries
+// of bureau orders the platform has a 2.0 order for (the hospital settles others itself).
+func v3Entries(ctx context.Context, store *sqlstore.Store, orders map[int64]*medpay.Order, forOrg ForOrg, start time.Time) ([]medpay.StatementEntry, error) {
+	mine := map[string]map[string]bool{} // institution → payOrdIds of its 2.0 orders
+	for _, o := range orders {
+		if o.Generation == medpay.GenerationV3 && o.PayOrdID != "" {
+			if mine[o.OrgNo] == nil {
+				mine[o.OrgNo] = map[string]bool{}
+			}
+			mine[o.OrgNo][o.PayOrdID] = true
+		}
+	}
+	var out []medpay.StatementEntry
+	for org, ids := range mine {
+		bu, err := forOrg(ctx, org)
+		if err != nil {
+			return nil, err
+		}
+		entries, err := bu.Statement(ctx, start)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			if ids[e.PayOrdID] {
+				out = append(out, e)
+			}
+		}
+	}
+	return out, nil
 }

@@ -17,7 +17,7 @@ const orderColumns = `id, med_trans_id, merchant_id, provider_id, hosp_out_trade
 	order_type, pay_type, total_fee, cash_fee, insurance_fee, hifp_pay, acct_pay, city_id, state,
 	cash_status, insurance_status, status_desc, psn_no, card_no, insurance_order_id, cash_order_id,
 	response_content, step, attempt, time_expire, time_end, created_at, updated_at, version,
-	pay_ord_id, pay_token, pay_auth_no`
+	pay_ord_id, pay_token, pay_auth_no, generation`
 
 // CreateOrder inserts o; a taken (merchant, hosp_out_trade_no) gives medpay.ErrConflict.
 func (s *Store) CreateOrder(ctx context.Context, o *medpay.Order) error {
@@ -28,20 +28,21 @@ func (s *Store) CreateOrder(ctx context.Context, o *medpay.Order) error {
 	if err != nil {
 		return err
 	}
+	o.Generation = max(o.Generation, medpay.GenerationXML)
 	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, `INSERT INTO orders (med_trans_id, merchant_id, provider_id, hosp_out_trade_no,
 			fingerprint, fields, order_type, pay_type, total_fee, cash_fee, insurance_fee, hifp_pay, acct_pay, city_id,
 			state, cash_status, insurance_status, status_desc, psn_no, card_no, response_content, step, attempt,
 			time_expire, created_at, updated_at, version, insurance_order_id, cash_order_id, time_end,
-			pay_ord_id, pay_token, pay_auth_no)
+			pay_ord_id, pay_token, pay_auth_no, generation)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $25, 1, $26, $27, $28,
-			$29, $30, $31)
+			$29, $30, $31, $32)
 			RETURNING id`,
 			o.MedTransID, o.MerchantID, o.ProviderID, o.HospOutTradeNo, o.Fingerprint, string(fields), o.OrderType,
 			o.PayType, o.TotalFee, o.CashFee, o.InsuranceFee, o.HifpPay, o.AcctPay, o.CityID, string(o.State),
 			o.CashStatus, o.InsuranceStatus, o.StatusDesc, o.PsnNo, s.seal(o.CardNo), o.ResponseContent, o.Step, o.Attempt,
 			ms(o.TimeExpire), ms(o.CreatedAt), o.InsuranceOrderID, o.CashOrderID, ms(o.TimeEnd),
-			o.PayOrdID, o.PayToken, s.sealOptional(o.PayAuthNo)).Scan(&o.ID)
+			o.PayOrdID, o.PayToken, s.sealOptional(o.PayAuthNo), o.Generation).Scan(&o.ID)
 		if isUniqueViolation(err) {
 			return medpay.ErrConflict
 		}
@@ -77,7 +78,7 @@ func (s *Store) scanOrder(row scanner) (*medpay.Order, error) {
 		&o.OrderType, &o.PayType, &o.TotalFee, &o.CashFee, &o.InsuranceFee, &o.HifpPay, &o.AcctPay, &o.CityID, &state,
 		&o.CashStatus, &o.InsuranceStatus, &o.StatusDesc, &o.PsnNo, &o.CardNo, &o.InsuranceOrderID, &o.CashOrderID,
 		&o.ResponseContent, &o.Step, &o.Attempt, &expire, &end, &created, &updated, &o.Version,
-		&o.PayOrdID, &o.PayToken, &payAuth)
+		&o.PayOrdID, &o.PayToken, &payAuth, &o.Generation)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, medpay.ErrNotFound
 	}
@@ -134,13 +135,13 @@ func (s *Store) OrderByRowID(ctx context.Context, id int64) (*medpay.Order, erro
 // before (all of them when before is far in the future), oldest first, at most limit.
 func (s *Store) OrdersToRecover(ctx context.Context, before time.Time, limit int) ([]*medpay.Order, error) {
 	steps := medpay.RecoverySteps
-	return s.orderList(ctx, `step IN ($1, $2, $3) AND updated_at < $4 ORDER BY updated_at LIMIT $5`,
+	return s.orderList(ctx, `step IN ($1, $2, $3) AND generation = 1 AND updated_at < $4 ORDER BY updated_at LIMIT $5`,
 		steps[0], steps[1], steps[2], ms(before), limit)
 }
 
 // OrdersExpired lists NOTPAY orders whose time_expire has passed.
 func (s *Store) OrdersExpired(ctx context.Context, now time.Time, limit int) ([]*medpay.Order, error) {
-	return s.orderList(ctx, `state = 'NOTPAY' AND time_expire <= $1 ORDER BY time_expire LIMIT $2`, ms(now), limit)
+	return s.orderList(ctx, `state = 'NOTPAY' AND generation = 1 AND time_expire <= $1 ORDER BY time_expire LIMIT $2`, ms(now), limit)
 }
 
 func (s *Store) orderList(ctx context.Context, where string, args ...any) ([]*medpay.Order, error) {

@@ -83,7 +83,7 @@ func runLoadtest(ctx context.Context, args []string, getenv func(string) string,
 		m := &medpay.Merchant{Kind: medpay.KindHospital, Name: "压测医院" + secret.RandomString(4, "0123456789"),
 			Cities: []string{"440300"}, Level: 3}
 		var buf strings.Builder
-		if err := createMerchant(ctx, *dsn, *serverKey, m, "json", &buf); err != nil {
+		if err := createMerchant(ctx, *dsn, *serverKey, m, nil, "json", &buf); err != nil {
 			return fmt.Errorf("provision a hospital: %w", err)
 		}
 		if err := json.Unmarshal([]byte(buf.String()), &cfg.creds); err != nil {

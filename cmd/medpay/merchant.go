@@ -26,7 +26,7 @@ func openStore(ctx context.Context, dsn, serverKey string) (*sqlstore.Store, err
 }
 
 const merchantUsage = `usage:
-  medpay merchant create --name NAME --city CODE [--level N] [--refund-ip IP] [--kind hospital|pharmacy] [--json]
+  medpay merchant create --name NAME --city CODE [--level N] [--refund-ip IP] [--kind hospital|pharmacy] [--v3 [--public-key merchant.pem]] [--json]
   medpay merchant list [--json]
   medpay merchant show [--json] MCH_ID|APPID
 
@@ -52,7 +52,7 @@ func runMerchant(ctx context.Context, args []string, getenv func(string) string,
 
 func merchantCreate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := newFlags("merchant create", stdout)
-	setUsage(fs, "usage: medpay merchant create --name NAME --city CODE [--level N] [--refund-ip IP] [--kind hospital|pharmacy] [--json]\n\n"+
+	setUsage(fs, "usage: medpay merchant create --name NAME --city CODE [--level N] [--refund-ip IP] [--kind hospital|pharmacy] [--v3 [--public-key merchant.pem]] [--json]\n\n"+
 		"Onboards a hospital or pharmacy and prints its appid, secret, mch_id and API key, once.\n")
 	dsn := fs.String("db", "medpay.db", "database: SQLite file or postgres:// URL")
 	serverKey := fs.String("server-key", "", "64 hex characters sealing API keys (default: file beside the SQLite database)")
@@ -60,6 +60,7 @@ func merchantCreate(ctx context.Context, args []string, getenv func(string) stri
 	kind := fs.String("kind", medpay.KindHospital, "hospital or pharmacy")
 	level := fs.Int("level", 0, "hospital level: 0 社区, 1, 2, 3")
 	asJSON := fs.Bool("json", false, "print JSON")
+	v3 := v3Flags(fs)
 	asEnv := fs.Bool("env", false, "print shell export lines for the developer commands (MEDPAY_APPID, MEDPAY_SECRET, MEDPAY_MCH_ID, MEDPAY_KEY)")
 	var cities, ips listFlag
 	fs.Var(&cities, "city", "required: enabled 6-digit city code (repeatable)")
@@ -101,14 +102,17 @@ func merchantCreate(ctx context.Context, args []string, getenv func(string) stri
 	case *asEnv:
 		format = "env"
 	}
-	return createMerchant(ctx, *dsn, *serverKey, m, format, stdout)
+	return createMerchant(ctx, *dsn, *serverKey, m, v3, format, stdout)
 }
 
 var mchIDPattern = regexp.MustCompile(`^[0-9]{10}$`)
 
 // createMerchant fills m's credentials, stores it and prints them once.
 // format is "" (text), "json" or "env" (shell export lines).
-func createMerchant(ctx context.Context, dsn, serverKey string, m *medpay.Merchant, format string, stdout io.Writer) error {
+func createMerchant(ctx context.Context, dsn, serverKey string, m *medpay.Merchant, v3 *v3Options, format string, stdout io.Writer) error {
+	if err := v3.load(); err != nil {
+		return err
+	}
 	store, err := openStore(ctx, dsn, serverKey)
 	if err != nil {
 		return err
@@ -118,6 +122,12 @@ func createMerchant(ctx context.Context, dsn, serverKey string, m *medpay.Mercha
 	creds, err := store.Onboard(ctx, m)
 	if err != nil {
 		return err
+	}
+	if v3.enabled() {
+		if format == "env" {
+			return errors.New("--v3 prints text or --json, not --env")
+		}
+		return registerV3(ctx, store, m, v3, creds, format == "json", stdout)
 	}
 	if format == "env" {
 		fmt.Fprintf(stdout, "# %s: keep this file private (the secret and API key are not shown again)\n", m.Name)

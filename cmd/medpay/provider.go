@@ -10,7 +10,7 @@ import (
 )
 
 const providerUsage = `usage:
-  medpay provider create --name NAME [--json]
+  medpay provider create --name NAME [--v3 [--public-key merchant.pem]] [--json]
   medpay provider list [--json]
   medpay provider authorize --provider PROVIDER_MCH_ID --merchant HOSPITAL_MCH_ID
   medpay provider revoke --provider PROVIDER_MCH_ID --merchant HOSPITAL_MCH_ID
@@ -34,6 +34,7 @@ func runProvider(ctx context.Context, args []string, getenv func(string) string,
 		serverKey := fs.String("server-key", "", "64 hex characters sealing API keys")
 		name := fs.String("name", "", "required: service provider name")
 		asJSON := fs.Bool("json", false, "print JSON")
+		v3 := v3Flags(fs)
 		if err := parseFlags(fs, args[1:], getenv); err != nil {
 			return err
 		}
@@ -44,7 +45,7 @@ func runProvider(ctx context.Context, args []string, getenv func(string) string,
 		if *asJSON {
 			format = "json"
 		}
-		return createMerchant(ctx, *dsn, *serverKey, &medpay.Merchant{Kind: medpay.KindProvider, Name: *name}, format, stdout)
+		return createMerchant(ctx, *dsn, *serverKey, &medpay.Merchant{Kind: medpay.KindProvider, Name: *name}, v3, format, stdout)
 	case "authorize", "revoke":
 		fs := newFlags("provider "+args[0], stdout)
 		dsn := fs.String("db", "medpay.db", "database: SQLite file or postgres:// URL")

@@ -40,11 +40,11 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	defer store.DB().Close()
-	bu, _, _, err := platformBureau(ctx, bf, store.DB())
+	bu, sim, _, err := platformBureau(ctx, bf, store.DB())
 	if err != nil {
 		return err
 	}
-	r, err := reconcile.Day(ctx, store, bu, cash.New(store.DB(), nil), day)
+	r, err := reconcile.Day(ctx, store, bu, cash.New(store.DB(), nil), day, v3Journals(sim))
 	if err != nil {
 		return err
 	}

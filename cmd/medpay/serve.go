@@ -22,6 +22,7 @@ import (
 	"github.com/medpay/medpay/bureau"
 	"github.com/medpay/medpay/cash"
 	medpayhttp "github.com/medpay/medpay/http"
+	"github.com/medpay/medpay/medins"
 	"github.com/medpay/medpay/notify"
 	"github.com/medpay/medpay/payment"
 	"github.com/medpay/medpay/sqlstore"
@@ -137,8 +138,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	var v3 *medins.Handler
 	worker := notify.NewWorker(db, &http.Client{}, notify.Options{
 		Now: now, Logger: logger, Metrics: nm, AllowPrivate: isSandbox || *allowPrivate,
+		SignV3: func(h http.Header, body []byte) error { return v3.SignCallback(h, body) },
 	})
 	pay := &payment.Service{Store: store, Bureau: bu, Cash: wallet, Now: now, Logger: logger, Notify: worker.Kick}
 	if point := getenv("MEDPAY_FAULT"); point != "" && isSandbox {
@@ -153,13 +156,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if *noPINLimit <= 0 {
 		*noPINLimit = -1 // every micropay asks for the PIN (in Config, 0 would mean the default)
 	}
+	if v3, err = newV3(ctx, store, sim, wallet, *baseURL, isSandbox, worker.Kick, logger, now); err != nil {
+		return err
+	}
 	srv := medpayhttp.NewServer(medpayhttp.Config{
 		BaseURL: *baseURL, PayAppID: *payAppID, Sandbox: isSandbox,
 		AllowPrivateNotify: *allowPrivate, TrustedProxies: proxies,
 		MicropayNoPINLimit: *noPINLimit, CallbackIPs: callbackIPs,
 		MetricsElsewhere: *metricsAddr != "", MetricsToken: *metricsToken,
 	}, medpayhttp.Deps{Store: store, Payment: pay, Bureau: bu, Sandbox: bureauSandbox,
-		Cities: bureau.CityList(), Cash: wallet, CashAPI: cashAPI(cashChannel), Logger: logger, Now: now, Registry: reg})
+		Cities: bureau.CityList(), Cash: wallet, CashAPI: cashAPI(cashChannel), V3: v3, Logger: logger, Now: now, Registry: reg})
 
 	// Orders a crash left mid-saga are finished or undone before new work is taken.
 	if n, err := pay.RecoverOnce(ctx, now().Add(time.Hour), 1000); err != nil {
@@ -222,6 +228,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	wg.Go(func() { every(bg, recoverEvery, func() { recoverLoop(bg, pay, logger) }) })
 	wg.Go(func() { every(bg, expireEvery, func() { housekeeping(bg, pay, store, logger) }) })
+	wg.Go(func() { every(bg, recoverEvery, func() { recoverV3(bg, v3, logger) }) })
 
 	mode := "production"
 	if isSandbox {

@@ -40,6 +40,7 @@ type Config struct {
 	AppID     string
 	Logger    *slog.Logger
 	Now       func() time.Time
+	V3        *V3Config // nil: no 医保 2.0 flow
 }
 
 // Record is the hospital's own record of an order.
@@ -76,6 +77,7 @@ type App struct {
 	mu      sync.Mutex
 	orders  map[string]*Record // by hosp_out_trade_no
 	notices map[string]bool    // notify_id already processed
+	v3      map[string]*v3Record
 	seq     int
 
 	// Counters that show what the app did (the tests read them).
@@ -96,7 +98,7 @@ func NewApp(cfg Config) *App {
 		cfg.OrgNo = "H44030000001"
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	a := &App{cfg: cfg, orders: map[string]*Record{}, notices: map[string]bool{}}
+	a := &App{cfg: cfg, orders: map[string]*Record{}, notices: map[string]bool{}, v3: map[string]*v3Record{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", a.index)
 	mux.HandleFunc("POST /register", a.pay(client.RegPay))
@@ -107,6 +109,9 @@ func NewApp(cfg Config) *App {
 	mux.HandleFunc("POST /sandbox-bind", a.sandboxBind)
 	pages := http.NewCrossOriginProtection().Handler(mux)
 	root := http.NewServeMux()
+	if cfg.V3 != nil {
+		a.mountV3(mux, root)
+	}
 	root.Handle("/notify", client.NotificationHandler(cfg.APIKey, a.onNotification))
 	root.Handle("/", pages)
 	a.handler = root
@@ -151,10 +156,12 @@ type pageData struct {
 	Order    *Record
 	Error    string
 	Message  string
+	V3       bool // the 医保 2.0 flow is offered
 }
 
 func (a *App) render(w http.ResponseWriter, status int, name string, d *pageData) {
 	d.Hospital = a.cfg.HospitalName
+	d.V3 = a.cfg.V3 != nil
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)

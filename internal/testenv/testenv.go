@@ -24,6 +24,7 @@ import (
 	"github.com/medpay/medpay/bureau/bureautest"
 	"github.com/medpay/medpay/cash"
 	medpayhttp "github.com/medpay/medpay/http"
+	"github.com/medpay/medpay/medins"
 	"github.com/medpay/medpay/notify"
 	"github.com/medpay/medpay/payment"
 	"github.com/medpay/medpay/secret"
@@ -69,6 +70,9 @@ type Env struct {
 	Clock     *Clock
 	Metrics   *prometheus.Registry
 	Client    *http.Client
+	// V3 serves 医保 2.0 (/v3/); BureauURL is where the bureau is served to hospitals' HIS.
+	V3        *medins.Handler
+	BureauURL string
 }
 
 // BureauEnv selects the bureau of the end-to-end suites: MEDPAY_TEST_BUREAU=remote serves the
@@ -121,6 +125,7 @@ func New(t testing.TB, opts Options) *Env {
 		s := bureautest.Serve(t, sqlstoretest.Open(t, opts.Engine), clock.Now, 200*time.Millisecond)
 		c := s.Client(t, RemoteTimeout)
 		e.Bureau, e.BureauDB, api, sandbox = s.Sim.As(s.Institution.AppID), s.DB, c, c
+		e.BureauURL = s.URL
 	} else {
 		sim, err := bureau.Open(context.Background(), db, clock.Now)
 		if err != nil {
@@ -140,7 +145,8 @@ func New(t testing.TB, opts Options) *Env {
 	} else if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	e.Worker = notify.NewWorker(db, &http.Client{}, notify.Options{Now: clock.Now, Logger: logger, AllowPrivate: true, Timeout: 2 * time.Second})
+	e.Worker = notify.NewWorker(db, &http.Client{}, notify.Options{Now: clock.Now, Logger: logger, AllowPrivate: true, Timeout: 2 * time.Second,
+		SignV3: func(h http.Header, body []byte) error { return e.V3.SignCallback(h, body) }})
 	e.Pay = &payment.Service{Store: e.Store, Bureau: api, Cash: e.Cash, Now: clock.Now, Logger: logger}
 	cfg := opts.Config
 	cfg.Sandbox = opts.Sandbox == nil || *opts.Sandbox
@@ -149,11 +155,19 @@ func New(t testing.TB, opts Options) *Env {
 	}
 	srv := httptest.NewUnstartedServer(nil)
 	cfg.BaseURL = "http://" + srv.Listener.Addr().String()
+	books := e.Bureau
+	e.V3, err = medins.New(context.Background(), medins.Config{Store: e.Store, Cash: e.Cash, BaseURL: cfg.BaseURL, Sandbox: cfg.Sandbox,
+		Notify: e.Worker.Kick, Logger: logger, Now: clock.Now,
+		Bureau: func(ctx context.Context, org string) (medpay.Bureau, error) { return books.ForOrg(ctx, org) }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var handler http.Handler = medpayhttp.NewServer(cfg, medpayhttp.Deps{Store: e.Store, Payment: e.Pay, Bureau: api,
-		Sandbox: sandbox, Cities: bureau.CityList(), Cash: e.Cash, Logger: logger, Now: clock.Now, Registry: e.Metrics})
+		Sandbox: sandbox, Cities: bureau.CityList(), Cash: e.Cash, V3: e.V3, Logger: logger, Now: clock.Now, Registry: e.Metrics})
 	if inProcess != nil {
 		// As medpay serve does: the in-process bureau's pages at <base-url>/bureau.
 		inProcess.BaseURL = cfg.BaseURL + "/bureau"
+		e.BureauURL = inProcess.BaseURL
 		bs, err := bureau.NewServer(context.Background(), inProcess, bureau.ServerOptions{Sandbox: cfg.Sandbox, Logger: logger})
 		if err != nil {
 			t.Fatal(err)
