@@ -26,6 +26,24 @@ import (
 	"github.com/medpay/medpay/sqlstore"
 )
 
+// realCounterparties refuses production mode on simulated money: outside the sandbox both the
+// bureau and the cash channel must be parties on the network, or a pay_url would be paid from
+// the simulator's wallets and the hospital told it was paid.
+func realCounterparties(bureauURL, cashURL string) error {
+	var missing []string
+	if bureauURL == "" {
+		missing = append(missing, "--bureau-url")
+	}
+	if cashURL == "" {
+		missing = append(missing, "--cash-url")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("production mode (--sandbox=false) pays real money and needs a remote bureau and cash channel: missing %s (or run with --sandbox)",
+			strings.Join(missing, " and "))
+	}
+	return nil
+}
+
 // Background pacing.
 const (
 	recoverEvery   = 15 * time.Second
@@ -60,6 +78,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
+	isSandbox := sandbox.or(!sqlstore.IsPostgres(*dsn))
+	if !isSandbox {
+		if err := realCounterparties(*bf.url, *cashFlags.url); err != nil {
+			return err
+		}
+	}
 	// The remote cash channel's credentials are checked now; the payment saga does not use the
 	// gateway yet (it still pays the cash part through the in-process wallet).
 	if _, err := cashFlags.gateway(); err != nil {
@@ -72,7 +96,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(logger)
 
-	isSandbox := sandbox.or(!sqlstore.IsPostgres(*dsn))
 	for _, ip := range callbackIPs {
 		if net.ParseIP(ip) == nil {
 			return fmt.Errorf("--callback-ip: %q is not an IP address", ip)
