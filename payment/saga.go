@@ -177,6 +177,11 @@ func (s *Service) settle(ctx context.Context, o *medpay.Order) error {
 	s.fault("settled")
 	var rejected *medpay.Error
 	switch {
+	case errors.As(err, &rejected) && o.CashStatus == medpay.LegSuccess:
+		// The payer paid the cash already: revoke the upload and give the cash back.
+		next := *o
+		next.Step, next.StatusDesc = medpay.StepReverse, "医保结算失败: "+rejected.Message
+		return s.save(ctx, o, &next, sqlstore.OrderChange{})
 	case errors.As(err, &rejected):
 		next := *o
 		next.InsuranceStatus = medpay.LegClosed
@@ -203,8 +208,18 @@ func (s *Service) settle(ctx context.Context, o *medpay.Order) error {
 		next.Step, next.StatusDesc = medpay.StepReverse, "医保结算金额与下单时不符: "+medpay.ErrorMessage(err)
 		return s.save(ctx, o, &next, sqlstore.OrderChange{})
 	}
+	if o.CashStatus == medpay.LegSuccess && next.CashFee != o.CashFee {
+		// The payer paid another cash part than the settlement leaves: undo both.
+		next = *o
+		next.Step, next.StatusDesc = medpay.StepReverse, "医保结算金额与已付现金不符"
+		return s.save(ctx, o, &next, sqlstore.OrderChange{})
+	}
 	next.InsuranceStatus = medpay.LegPayed
 	next.InsuranceOrderID = st.SetlID
+	if o.CashStatus == medpay.LegSuccess {
+		// The payer-driven saga: the cash was paid before the settlement.
+		return s.finish(ctx, o, &next, medpay.StateSuccess, "支付成功", settleTransfers(&next))
+	}
 	if next.CashFee == 0 {
 		next.CashStatus = medpay.LegNoPay
 	}
@@ -280,6 +295,27 @@ func (s *Service) reverse(ctx context.Context, o *medpay.Order) error {
 	}
 	s.fault("reversed")
 	next := *o
+	if o.CashStatus == medpay.LegSuccess {
+		// The payer-driven saga: the cash paid before the settlement goes back, then nothing is kept.
+		if err := s.giveCashBack(ctx, o); err != nil {
+			return err
+		}
+		s.fault("cash refunded")
+		next.CashStatus, next.InsuranceStatus = medpay.LegRefund, medpay.LegClosed
+		if o.InsuranceStatus == medpay.LegPayed {
+			next.InsuranceStatus = medpay.LegRefund
+		}
+		cash := medpay.Transfer{From: medpay.PayerWalletAccount(PayerKey(o)), To: medpay.HospitalAccount(hospitalMchID(o)), Amount: o.CashFee}
+		ts := []medpay.Transfer{cash.Reverse()}
+		if o.InsuranceStatus == medpay.LegPayed {
+			ts = append(ts, reversed(settleTransfers(o))...)
+		}
+		desc := o.StatusDesc
+		if desc == descReversingUnknown {
+			desc = "医保结算超时,已冲正"
+		}
+		return s.finish(ctx, o, &next, medpay.StatePayError, desc+",现金已退回", ts)
+	}
 	if o.InsuranceStatus == medpay.LegPayed {
 		next.InsuranceStatus = medpay.LegRefund
 		return s.finish(ctx, o, &next, medpay.StateSysRefunded, "现金支付失败,医保部分已退回", reversed(settleTransfers(o)))

@@ -25,8 +25,12 @@ type Service struct {
 	Store  *sqlstore.Store
 	Bureau medpay.Bureau
 	Cash   medpay.CashChannel
-	Now    func() time.Time
-	Logger *slog.Logger
+	// Gateway is the cash channel of the payer-driven saga (payer.go), and CashNotifyURL the
+	// platform's address for its callbacks.
+	Gateway       medpay.CashGateway
+	CashNotifyURL string
+	Now           func() time.Time
+	Logger        *slog.Logger
 	// Notify is called after a transition that queued a notification (wakes the worker).
 	Notify func()
 	// Fault, when set, is called at named points of the saga: after each outside call returns and
@@ -341,6 +345,12 @@ func closeOrder(o *medpay.Order, desc string) {
 func (s *Service) Refresh(ctx context.Context, o *medpay.Order) (*medpay.Order, error) {
 	if o.State != medpay.StateNotPay || s.now().Before(o.TimeExpire) {
 		return o, nil
+	}
+	// A cash prepay is closed at the channel first; a payer who paid in time is not turned away.
+	if p, err := s.closeCash(ctx, o); err != nil {
+		return nil, err
+	} else if p != nil {
+		return s.cashOutcome(ctx, o, p)
 	}
 	closed := *o
 	closeOrder(&closed, "订单已过期")

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/medpay/medpay"
+	"github.com/medpay/medpay/apiv3"
 	"github.com/medpay/medpay/bureau"
 	"github.com/medpay/medpay/bureau/bureautest"
 	"github.com/medpay/medpay/cash"
@@ -30,6 +31,7 @@ import (
 	"github.com/medpay/medpay/sqlstore"
 	"github.com/medpay/medpay/sqlstore/sqlstoretest"
 	"github.com/medpay/medpay/wire"
+	"github.com/medpay/medpay/wxpay"
 )
 
 // Clock is a settable clock shared by every component of an Env.
@@ -64,11 +66,15 @@ type Env struct {
 	BureauAPI medpay.Bureau
 	BureauDB  *sqlstore.DB // the bureau's database (the platform's in process)
 	Cash      *cash.Simulator
-	Pay       *payment.Service
-	Worker    *notify.Worker
-	Clock     *Clock
-	Metrics   *prometheus.Registry
-	Client    *http.Client
+	// CashChannel is the simulated cash channel over APIv3, served at <URL>/cash, and Gateway the
+	// platform's WeChat Pay v3 client of it (the payer-driven saga's port).
+	CashChannel *cash.Channel
+	Gateway     medpay.CashGateway
+	Pay         *payment.Service
+	Worker      *notify.Worker
+	Clock       *Clock
+	Metrics     *prometheus.Registry
+	Client      *http.Client
 }
 
 // BureauEnv selects the bureau of the end-to-end suites: MEDPAY_TEST_BUREAU=remote serves the
@@ -149,8 +155,15 @@ func New(t testing.TB, opts Options) *Env {
 	}
 	srv := httptest.NewUnstartedServer(nil)
 	cfg.BaseURL = "http://" + srv.Listener.Addr().String()
+	ch, err := cash.NewChannel(context.Background(), db, box, cash.Options{Now: clock.Now, Logger: logger, AllowPrivate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.CashChannel = ch
+	e.Gateway = cashGateway(t, ch, cfg.BaseURL+"/cash", clock.Now)
+	e.Pay.Gateway, e.Pay.CashNotifyURL = e.Gateway, cfg.BaseURL+"/notify/cash"
 	var handler http.Handler = medpayhttp.NewServer(cfg, medpayhttp.Deps{Store: e.Store, Payment: e.Pay, Bureau: api,
-		Sandbox: sandbox, Cities: bureau.CityList(), Cash: e.Cash, Logger: logger, Now: clock.Now, Registry: e.Metrics})
+		Sandbox: sandbox, Cities: bureau.CityList(), Cash: e.Cash, CashAPI: ch.Handler(), Logger: logger, Now: clock.Now, Registry: e.Metrics})
 	if inProcess != nil {
 		// As medpay serve does: the in-process bureau's pages at <base-url>/bureau.
 		inProcess.BaseURL = cfg.BaseURL + "/bureau"
@@ -169,6 +182,31 @@ func New(t testing.TB, opts Options) *Env {
 	e.Server, e.URL = srv, srv.URL
 	e.Client = srv.Client()
 	return e
+}
+
+// cashGateway provisions the platform as a merchant of ch and returns its WeChat Pay v3 client of
+// the channel served at base.
+func cashGateway(t testing.TB, ch *cash.Channel, base string, now func() time.Time) *wxpay.Client {
+	t.Helper()
+	cr, err := ch.CreateMerchant(context.Background(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := apiv3.ParsePrivateKey([]byte(cr.MerchantPrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := apiv3.ParsePublicKey([]byte(cr.PlatformPublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := wxpay.New(wxpay.Config{BaseURL: base, MchID: cr.MchID, SerialNo: cr.MerchantSerialNo, PrivateKey: priv,
+		APIv3Key: []byte(cr.APIv3Key), PlatformKey: pub, PlatformKeyID: cr.PlatformPublicKeyID, CashierURL: base + "/cashier",
+		Now: now, HTTP: &http.Client{Timeout: 20 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 type testWriter struct{ t testing.TB }
