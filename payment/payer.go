@@ -38,6 +38,12 @@ func (s *Service) AuthorizePay(ctx context.Context, medTransID, authCode string)
 	if err != nil {
 		return nil, err
 	}
+	return s.authorizedAs(ctx, o, auth)
+}
+
+// authorizedAs records auth as the payer's authorisation of o's insurance part.
+func (s *Service) authorizedAs(ctx context.Context, o *medpay.Order, auth *medpay.PayAuth) (*medpay.Order, error) {
+	medTransID := o.MedTransID
 	if auth.PsnNo != o.PsnNo {
 		return o, medpay.Errorf(medpay.ErrIdentityMismatch, "the authorisation is not the insured person's")
 	}
@@ -81,11 +87,25 @@ func (s *Service) PrepayCash(ctx context.Context, medTransID string) (*medpay.Or
 	if !authorised(o) {
 		return o, nil, medpay.Errorf(medpay.ErrNoPermission, "the insurance part must be authorised first")
 	}
-	if o.Step != medpay.StepCashPay {
+	for conflicts := 0; o.Step != medpay.StepCashPay; conflicts++ {
 		next := *o
 		next.Step = medpay.StepCashPay
-		if err := s.save(ctx, o, &next, sqlstore.OrderChange{}); err != nil {
+		err := s.save(ctx, o, &next, sqlstore.OrderChange{})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, medpay.ErrConflict) {
 			return nil, nil, err
+		}
+		if conflicts >= MaxConflicts {
+			return nil, nil, errTooManyConflicts
+		}
+		// Another request moved the order meanwhile (the payer's other tab, the expiry).
+		if o, err = s.Store.OrderByID(ctx, medTransID); err != nil {
+			return nil, nil, err
+		}
+		if o.State != medpay.StateNotPay {
+			return o, nil, confirmable(o)
 		}
 	}
 	appid, openid := o.Payer()

@@ -2,6 +2,7 @@ package payment
 
 import (
 	"context"
+	"crypto/subtle"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -46,13 +47,24 @@ var errTooManyConflicts = errors.New("saga: the row kept changing under this pro
 // PayerKey names the payer for the cash channel and the PIN lockout.
 func PayerKey(o *medpay.Order) string { return medpay.PayerID(o.Payer()) }
 
-// Confirm is the payer's confirmation of an order with the PIN: the same path for the payment
-// page and the sandbox API. It runs the saga as far as it can go now and returns the order;
-// an order whose outcome is still unknown stays USERPAYING and Recover finishes it.
+// Confirm pays an order in one call for tests and the sandbox (POST /sandbox/orders/{id}/confirm
+// {"pin"}), by driving the payer-driven saga's steps (payer.go): the PIN is checked the way the
+// bureau's authorisation page checks it (the sandbox person's PIN) and the insurance part
+// authorised through the sandbox (a); the cash part is prepaid and paid from the payer's wallet
+// through the channel's sandbox, which checks the wallet PIN the way its cashier does (b); the
+// platform then learns of the payment by query and settles (c). Attempts are counted per payer
+// and order before the PIN is checked. An order whose outcome is still unknown stays USERPAYING
+// and Recover finishes it.
 func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.Order, error) {
+	// The steps outlive the request: a closed page must not leave them half done.
+	ctx, cancel := detached(ctx)
+	defer cancel()
 	o, err := s.payable(ctx, medTransID)
 	if err != nil || o.State != medpay.StateNotPay {
 		return o, err // already paid: the payer sees the result again
+	}
+	if s.Gateway == nil || s.SandboxPay == nil || (o.InsuranceFee > 0 && s.Sandbox == nil) {
+		return nil, errors.New("payment: the sandbox confirmation needs the sandbox bureau and cash channel")
 	}
 	payer := PayerKey(o)
 	// The attempt is counted before the PIN is checked, in one step with the blocks' check.
@@ -62,20 +74,76 @@ func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.
 	} else if a.Refused {
 		return o, &PINError{BlockedUntil: a.BlockedUntil}
 	}
-	pinErr := s.Cash.VerifyPIN(ctx, payer, pin)
-	if pinErr != nil && !errors.Is(pinErr, medpay.ErrWrongPIN) {
-		return nil, pinErr
-	}
-	if pinErr != nil {
+	wrongPIN := func() (*medpay.Order, error) {
 		if !a.BlockedUntil.IsZero() {
 			return o, &PINError{BlockedUntil: a.BlockedUntil}
 		}
 		return o, &PINError{Remaining: a.Remaining}
 	}
+	if o.InsuranceFee > 0 && !authorised(o) {
+		person, err := s.sandboxPerson(ctx, o.PsnNo)
+		if err != nil {
+			return nil, err
+		}
+		if subtle.ConstantTimeCompare([]byte(pin), []byte(person.PIN)) != 1 {
+			return wrongPIN()
+		}
+		auth, err := s.Sandbox.SandboxPayAuth(ctx, person.IDNo, medpay.ScopePay)
+		if err != nil {
+			return nil, err
+		}
+		if o, err = s.authorizedAs(ctx, o, auth); err != nil || o.State != medpay.StateNotPay {
+			if err == nil {
+				err = s.Store.PINSucceeded(ctx, payer, o.MedTransID)
+			}
+			return o, err
+		}
+	}
+	if o.CashFee > 0 {
+		cur, p, err := s.PrepayCash(ctx, o.MedTransID)
+		if err != nil || cur.State != medpay.StateNotPay {
+			return cur, err
+		}
+		err = s.SandboxPay(ctx, p.PrepayID, pin)
+		if err == nil {
+			s.fault("cash paid")
+		}
+		if errors.Is(err, medpay.ErrWrongPIN) {
+			return wrongPIN()
+		}
+		// The channel took the PIN (a decline comes after it): the attempt was the payer's.
+		if serr := s.Store.PINSucceeded(ctx, payer, o.MedTransID); serr != nil {
+			return nil, serr
+		}
+		switch {
+		case errors.Is(err, medpay.ErrDeclined):
+			return cur, fmt.Errorf("现金支付失败: %w", err)
+		case err != nil && !errors.Is(err, medpay.ErrOutcomeUnknown):
+			return cur, err
+		}
+		// Paid, or unknown: the channel's query tells.
+		if o, err = s.SyncCash(ctx, o.MedTransID); err != nil {
+			return o, err
+		}
+	}
 	if err := s.Store.PINSucceeded(ctx, payer, o.MedTransID); err != nil {
 		return nil, err
 	}
-	return s.start(ctx, o)
+	return o, nil
+}
+
+// sandboxPerson is the sandbox bureau's test person psnNo.
+func (s *Service) sandboxPerson(ctx context.Context, psnNo string) (*medpay.SandboxPerson, error) {
+	persons, err := s.Sandbox.SandboxPersons(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range persons {
+		if persons[i].PsnNo == psnNo {
+			return &persons[i], nil
+		}
+	}
+	return nil, fmt.Errorf("payment: no sandbox person %s: %w", psnNo, medpay.ErrNotFound)
 }
 
 // payable reads an order for payment, expiring it if due. It returns the order with nil when it
@@ -440,6 +508,16 @@ func (s *Service) RecoverOnce(ctx context.Context, before time.Time, limit int) 
 	orders, err := s.Store.OrdersToRecover(ctx, before, limit)
 	if err != nil {
 		return 0, err
+	}
+	// Orders at the cashier: the payer may have paid with the channel's callback lost.
+	waiting, err := s.Store.OrdersAwaitingCash(ctx, before, limit)
+	if err != nil {
+		return 0, err
+	}
+	for _, o := range waiting {
+		if _, err := s.SyncCash(ctx, o.MedTransID); err != nil {
+			s.log().Warn("cash query in recovery", "med_trans_id", o.MedTransID, "err", err)
+		}
 	}
 	done := 0
 	for _, o := range orders {

@@ -29,13 +29,18 @@ type Service struct {
 	// platform's address for its callbacks.
 	Gateway       medpay.CashGateway
 	CashNotifyURL string
-	Now           func() time.Time
-	Logger        *slog.Logger
+	// Sandbox and SandboxPay let the sandbox confirmation (Confirm) act for the payer at the
+	// simulated bureau's page and the simulated channel's cashier; nil outside the sandbox.
+	Sandbox    medpay.BureauSandbox
+	SandboxPay func(ctx context.Context, prepayID, pin string) error
+	Now        func() time.Time
+	Logger     *slog.Logger
 	// Notify is called after a transition that queued a notification (wakes the worker).
 	Notify func()
 	// Fault, when set, is called at named points of the saga: after each outside call returns and
-	// before its outcome is recorded ("settled", "charged", "reversed"), and after a final state
-	// is committed ("finished"). The crash tests kill the process there.
+	// before its outcome is recorded ("cash paid" at the channel's sandbox, "settled", "reversed",
+	// "cash refunded", and the old synchronous channel's "charged"), and after a final state is
+	// committed ("finished"). The crash tests kill the process there.
 	Fault func(point string)
 }
 

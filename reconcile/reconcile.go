@@ -47,7 +47,21 @@ const (
 )
 
 // Day reconciles the CST calendar day that starts at start.
-func Day(ctx context.Context, store *sqlstore.Store, bu medpay.Bureau, wallet *cash.Simulator, start time.Time) (*Report, error) {
+// CashBooks is the cash channel's journal (cash.Books on the channel's database).
+type CashBooks interface {
+	Statement(ctx context.Context, from, to time.Time) ([]cash.StatementEntry, error)
+}
+
+// cashKey is the order a cash journal serial belongs to: an APIv3 payment's out_trade_no is the
+// order's med_trans_id; a charge of the former synchronous channel was <med_trans_id>-C<attempt>.
+func cashKey(serial string) string {
+	if i := strings.LastIndex(serial, "-C"); i > 0 {
+		return serial[:i]
+	}
+	return serial
+}
+
+func Day(ctx context.Context, store *sqlstore.Store, bu medpay.Bureau, wallet CashBooks, start time.Time) (*Report, error) {
 	end := start.AddDate(0, 0, 1)
 	// nets[party][serial] holds the platform's and the party's view.
 	nets := map[string]map[string]*Amounts{BureauFund: {}, PersonalAccount: {}, Cash: {}}
@@ -80,7 +94,7 @@ func Day(ctx context.Context, store *sqlstore.Store, bu medpay.Bureau, wallet *c
 		case strings.HasPrefix(m.Account, "personal_account:"):
 			at(PersonalAccount, o.PayOrdID).Platform -= m.Amount
 		case strings.HasPrefix(m.Account, "payer_wallet:"):
-			at(Cash, o.ChargeSerial()).Platform -= m.Amount
+			at(Cash, o.CashTradeNo()).Platform -= m.Amount
 		}
 	}
 
@@ -108,9 +122,9 @@ func Day(ctx context.Context, store *sqlstore.Store, bu medpay.Bureau, wallet *c
 	}
 	for _, e := range journal {
 		if e.Kind == cash.KindRefund {
-			at(Cash, e.Charge).Books -= e.Amount
+			at(Cash, cashKey(e.Charge)).Books -= e.Amount
 		} else {
-			at(Cash, e.Serial).Books += e.Amount
+			at(Cash, cashKey(e.Serial)).Books += e.Amount
 		}
 	}
 

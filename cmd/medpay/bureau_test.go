@@ -185,10 +185,21 @@ func TestKillBureau(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	// The bureau comes back; a platform restart runs recovery at once.
+	// The bureau comes back; a platform restart runs recovery at once. The second payer, who
+	// met the bureau dead at its authorisation, nothing taken, pays now.
 	b.proc = startBureau(t, b.db, b.addr)
 	p.stop(t)
 	p = serve(t, db, addr, b.env...)
+	if o := openTestStore(t, db); true {
+		if cur, err := o.OrderByID(context.Background(), ids[1]); err != nil || cur.State != medpay.StateNotPay {
+			t.Fatalf("the order whose payer met the bureau dead: %+v %v", cur, err)
+		}
+	}
+	resp, err = postJSON(p.url, "/sandbox/orders/"+ids[1]+"/confirm", `{"pin":"123456"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
 
 	// 2. A refund: a paid order, then the bureau dies after refunding and before answering.
 	paid := placeOrder(t, p.url, tok, c, "kb-3", "employee", notifyURL)
@@ -221,7 +232,7 @@ func TestKillBureau(t *testing.T) {
 	}
 	defer bdb.Close()
 	sim := bureau.New(bdb, nil)
-	want := map[string][2]any{ids[0]: {medpay.StatePayError, medpay.OrdRefundedPart}, ids[1]: {medpay.StatePayError, medpay.OrdRevoked},
+	want := map[string][2]any{ids[0]: {medpay.StatePayError, medpay.OrdRefundedPart}, ids[1]: {medpay.StateSuccess, medpay.OrdSettled},
 		paid: {medpay.StateRefund, medpay.OrdRefundedPart}}
 	for id, w := range want {
 		o, err := store.OrderByID(ctx, id)

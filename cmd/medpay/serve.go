@@ -23,6 +23,7 @@ import (
 	medpayhttp "github.com/medpay/medpay/http"
 	"github.com/medpay/medpay/notify"
 	"github.com/medpay/medpay/payment"
+	"github.com/medpay/medpay/secret"
 	"github.com/medpay/medpay/sqlstore"
 )
 
@@ -84,9 +85,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 	}
-	// The remote cash channel's credentials are checked now; the payment saga does not use the
-	// gateway yet (it still pays the cash part through the in-process wallet).
-	if _, err := cashFlags.gateway(); err != nil {
+	// The remote cash channel's credentials are checked before anything starts.
+	remoteCash, err := cashFlags.gateway()
+	if err != nil {
 		return err
 	}
 	var level slog.Level
@@ -148,9 +149,26 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	wallet := cash.New(db, now)
 	var cashChannel *cash.Channel // the simulated channel over APIv3, at <base-url>/cash
+	var gateway medpay.CashGateway
+	var sandboxPay func(ctx context.Context, prepayID, pin string) error
+	if remoteCash != nil {
+		gateway = remoteCash
+		if isSandbox {
+			sandboxPay = cash.RemoteSandboxPay(*cashFlags.url, &http.Client{Timeout: 30 * time.Second})
+		}
+	}
 	if isSandbox {
-		if cashChannel, err = sandboxCashChannel(ctx, db, *dsn, *serverKey, now, logger); err != nil {
+		var box *secret.Box
+		if cashChannel, box, err = sandboxCashChannel(ctx, db, *dsn, *serverKey, now, logger); err != nil {
 			return fmt.Errorf("cash channel: %w", err)
+		}
+		if remoteCash == nil {
+			// The platform pays through the channel it serves, over APIv3 in process.
+			c, err := sandboxGateway(ctx, db, box, cashChannel, "http://cash.in-process", *baseURL+"/cash/cashier")
+			if err != nil {
+				return fmt.Errorf("cash channel: %w", err)
+			}
+			gateway, sandboxPay = c, cashChannel.SandboxPay
 		}
 	}
 	reg := prometheus.NewRegistry()
@@ -162,7 +180,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	worker := notify.NewWorker(db, &http.Client{}, notify.Options{
 		Now: now, Logger: logger, Metrics: nm, AllowPrivate: isSandbox || *allowPrivate,
 	})
-	pay := &payment.Service{Store: store, Bureau: bu, Cash: wallet, Now: now, Logger: logger, Notify: worker.Kick}
+	pay := &payment.Service{Store: store, Bureau: bu, Cash: wallet, Now: now, Logger: logger, Notify: worker.Kick,
+		Gateway: gateway, CashNotifyURL: *baseURL + "/notify/cash", Sandbox: bureauSandbox, SandboxPay: sandboxPay}
 	if point := getenv("MEDPAY_FAULT"); point != "" && isSandbox {
 		// Crash testing: die like kill -9 at a named point of the payment saga.
 		logger.Warn("fault injection armed", "point", point)

@@ -70,6 +70,7 @@ type Env struct {
 	// platform's WeChat Pay v3 client of it (the payer-driven saga's port).
 	CashChannel *cash.Channel
 	Gateway     medpay.CashGateway
+	CashBooks   cash.Books // the channel's journal of the platform's payments
 	Pay         *payment.Service
 	Worker      *notify.Worker
 	Clock       *Clock
@@ -160,8 +161,10 @@ func New(t testing.TB, opts Options) *Env {
 		t.Fatal(err)
 	}
 	e.CashChannel = ch
-	e.Gateway = cashGateway(t, ch, cfg.BaseURL+"/cash", clock.Now)
+	gw, mchid := cashGateway(t, ch, cfg.BaseURL+"/cash", clock.Now)
+	e.Gateway, e.CashBooks = gw, cash.Books{DB: db, MchID: mchid}
 	e.Pay.Gateway, e.Pay.CashNotifyURL = e.Gateway, cfg.BaseURL+"/notify/cash"
+	e.Pay.Sandbox, e.Pay.SandboxPay = sandbox, ch.SandboxPay
 	var handler http.Handler = medpayhttp.NewServer(cfg, medpayhttp.Deps{Store: e.Store, Payment: e.Pay, Bureau: api,
 		Sandbox: sandbox, Cities: bureau.CityList(), Cash: e.Cash, CashAPI: ch.Handler(), Logger: logger, Now: clock.Now, Registry: e.Metrics})
 	if inProcess != nil {
@@ -186,7 +189,7 @@ func New(t testing.TB, opts Options) *Env {
 
 // cashGateway provisions the platform as a merchant of ch and returns its WeChat Pay v3 client of
 // the channel served at base.
-func cashGateway(t testing.TB, ch *cash.Channel, base string, now func() time.Time) *wxpay.Client {
+func cashGateway(t testing.TB, ch *cash.Channel, base string, now func() time.Time) (*wxpay.Client, string) {
 	t.Helper()
 	cr, err := ch.CreateMerchant(context.Background(), "", nil)
 	if err != nil {
@@ -206,7 +209,7 @@ func cashGateway(t testing.TB, ch *cash.Channel, base string, now func() time.Ti
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return c, cr.MchID
 }
 
 type testWriter struct{ t testing.TB }
