@@ -60,3 +60,30 @@ func RemoteSandboxPay(base string, hc *http.Client) func(ctx context.Context, pr
 		return fmt.Errorf("cash sandbox pay: %w: HTTP %d %s", medpay.ErrOutcomeUnknown, resp.StatusCode, out.Code)
 	}
 }
+
+// RemoteWallets sets the sandbox wallets of a channel served at Base through its
+// POST /sandbox/wallets, as the in-process Simulator's SetDeclining does.
+type RemoteWallets struct {
+	Base string
+	HTTP *http.Client
+}
+
+// SetDeclining makes payer's wallet (appid/openid) decline payments, or pay again.
+func (w RemoteWallets) SetDeclining(ctx context.Context, payer string, declining bool) error {
+	appid, openid, _ := strings.Cut(payer, "/")
+	body, _ := json.Marshal(map[string]any{"appid": appid, "openid": openid, "declining": declining})
+	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimRight(w.Base, "/")+"/sandbox/wallets", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := w.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("cash sandbox wallets: HTTP %d", resp.StatusCode)
+	}
+	return nil
+}

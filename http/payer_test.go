@@ -68,7 +68,7 @@ func authorizeAtBureau(t *testing.T, env *testenv.Env, c *http.Client, id string
 // cashier sends the payer back.
 func payAtCashier(t *testing.T, c *http.Client, cashier *url.URL) *url.URL {
 	t.Helper()
-	if !strings.HasSuffix(cashier.Path, "/cash/cashier") {
+	if !strings.HasSuffix(cashier.Path, "/cashier") {
 		t.Fatalf("cashier %s", cashier)
 	}
 	form := cashier.Query()

@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/medpay/medpay"
-	"github.com/medpay/medpay/cash"
 	"github.com/medpay/medpay/payment"
 	"github.com/medpay/medpay/sqlstore"
 )
@@ -45,13 +44,19 @@ type Server struct {
 	bureau  medpay.Bureau
 	sandbox medpay.BureauSandbox
 	cities  []medpay.City
-	cash    *cash.Simulator
+	cash    Wallets
 	cashAPI http.Handler
 	logger  *slog.Logger
 	now     func() time.Time
 	metrics *metrics
 	reg     *prometheus.Registry
 	handler http.Handler
+}
+
+// Wallets are the simulated cash channel's wallets, whose sandbox scenario follows the person a
+// payer binds (*cash.Simulator in process, cash.RemoteWallets for a served channel).
+type Wallets interface {
+	SetDeclining(ctx context.Context, payer string, declining bool) error
 }
 
 // Deps are the server's collaborators.
@@ -64,7 +69,7 @@ type Deps struct {
 	Sandbox medpay.BureauSandbox
 	// Cities are the coverage cities the bind page offers.
 	Cities   []medpay.City
-	Cash     *cash.Simulator
+	Cash     Wallets
 	CashAPI  http.Handler // the simulated cash channel over APIv3, mounted at /cash in the sandbox
 	Logger   *slog.Logger
 	Now      func() time.Time

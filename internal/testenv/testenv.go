@@ -82,6 +82,14 @@ type Env struct {
 // simulated bureau over HTTP and has the platform speak the national protocol to it.
 const BureauEnv = "MEDPAY_TEST_BUREAU"
 
+// CashEnv selects the cash channel of the end-to-end suites: MEDPAY_TEST_CASH=remote serves the
+// simulated channel over HTTP on a database of its own, the platform reaching it as a WeChat Pay
+// v3 merchant across the network.
+const CashEnv = "MEDPAY_TEST_CASH"
+
+// RemoteCash reports whether the end-to-end suites run against a cash channel across the network.
+func RemoteCash() bool { return os.Getenv(CashEnv) == "remote" }
+
 // Remote reports whether the end-to-end suites run against a bureau across the network.
 func Remote() bool { return os.Getenv(BureauEnv) == "remote" }
 
@@ -156,17 +164,37 @@ func New(t testing.TB, opts Options) *Env {
 	}
 	srv := httptest.NewUnstartedServer(nil)
 	cfg.BaseURL = "http://" + srv.Listener.Addr().String()
-	ch, err := cash.NewChannel(context.Background(), db, box, cash.Options{Now: clock.Now, Logger: logger, AllowPrivate: true})
+	// The cash channel: in process on the platform's database, served at <URL>/cash, or
+	// (MEDPAY_TEST_CASH=remote) served over HTTP on a database of its own.
+	cashDB, cashBase := db, cfg.BaseURL+"/cash"
+	var cashSrv *httptest.Server
+	if RemoteCash() {
+		cashDB = sqlstoretest.Open(t, opts.Engine)
+		cashSrv = httptest.NewUnstartedServer(nil)
+		cashBase = "http://" + cashSrv.Listener.Addr().String()
+	}
+	ch, err := cash.NewChannel(context.Background(), cashDB, box, cash.Options{Now: clock.Now, Logger: logger, AllowPrivate: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.CashChannel = ch
-	gw, mchid := cashGateway(t, ch, cfg.BaseURL+"/cash", clock.Now)
-	e.Gateway, e.CashBooks = gw, cash.Books{DB: db, MchID: mchid}
+	var cashAPI http.Handler = ch.Handler()
+	var wallets medpayhttp.Wallets = e.Cash
+	e.Pay.SandboxPay = ch.SandboxPay
+	if cashSrv != nil {
+		cashSrv.Config.Handler = ch.Handler()
+		cashSrv.Start()
+		t.Cleanup(cashSrv.Close)
+		e.Cash = cash.New(cashDB, clock.Now) // the wallets the tests read are the channel's
+		hc := &http.Client{Timeout: 20 * time.Second}
+		cashAPI, wallets, e.Pay.SandboxPay = nil, cash.RemoteWallets{Base: cashBase, HTTP: hc}, cash.RemoteSandboxPay(cashBase, hc)
+	}
+	gw, mchid := cashGateway(t, ch, cashBase, clock.Now)
+	e.Gateway, e.CashBooks = gw, cash.Books{DB: cashDB, MchID: mchid}
 	e.Pay.Gateway, e.Pay.CashNotifyURL = e.Gateway, cfg.BaseURL+"/notify/cash"
-	e.Pay.Sandbox, e.Pay.SandboxPay = sandbox, ch.SandboxPay
+	e.Pay.Sandbox = sandbox
 	var handler http.Handler = medpayhttp.NewServer(cfg, medpayhttp.Deps{Store: e.Store, Payment: e.Pay, Bureau: api,
-		Sandbox: sandbox, Cities: bureau.CityList(), Cash: e.Cash, CashAPI: ch.Handler(), Logger: logger, Now: clock.Now, Registry: e.Metrics})
+		Sandbox: sandbox, Cities: bureau.CityList(), Cash: wallets, CashAPI: cashAPI, Logger: logger, Now: clock.Now, Registry: e.Metrics})
 	if inProcess != nil {
 		// As medpay serve does: the in-process bureau's pages at <base-url>/bureau.
 		inProcess.BaseURL = cfg.BaseURL + "/bureau"
