@@ -125,6 +125,14 @@ func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.
 		if o, err = s.SyncCash(ctx, o.MedTransID); err != nil {
 			return o, err
 		}
+		if o.State == medpay.StateUserPaying || o.State == medpay.StateSysRefunding {
+			// The channel's callback carried the saga on in another request meanwhile: drive it
+			// to the end here too (every step is idempotent, each change compare-and-swap), so
+			// that the one-call confirmation answers the outcome.
+			if o, err = s.advance(ctx, o); err != nil {
+				return o, err
+			}
+		}
 	}
 	if err := s.Store.PINSucceeded(ctx, payer, o.MedTransID); err != nil {
 		return nil, err

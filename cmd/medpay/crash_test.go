@@ -20,7 +20,6 @@ import (
 
 	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/bureau"
-	"github.com/medpay/medpay/cash"
 	"github.com/medpay/medpay/secret"
 	"github.com/medpay/medpay/sqlstore"
 	"github.com/medpay/medpay/wire"
@@ -326,7 +325,7 @@ func TestKillMidPayment(t *testing.T) {
 	box, _ := secret.NewBox(key)
 	store := sqlstore.NewStore(sdb, box)
 	sim := bureau.New(bureauBooks(t, sdb), nil)
-	wallet := cash.New(sdb, nil)
+	wallet := cashWallets(t, sdb)
 	if total, err := store.LedgerTotal(ctx); err != nil || total != 0 {
 		t.Fatalf("ledger total %d, %v", total, err)
 	}
@@ -438,7 +437,7 @@ func TestKillMidRefund(t *testing.T) {
 	key, _ := secret.LoadOrCreateKeyFile(db + ".key")
 	box, _ := secret.NewBox(key)
 	store := sqlstore.NewStore(sdb, box)
-	wallet := cash.New(sdb, nil)
+	wallet := cashWallets(t, sdb)
 	if total, _ := store.LedgerTotal(ctx); total != 0 {
 		t.Fatalf("ledger total %d", total)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medpay/medpay/cash"
 	"github.com/medpay/medpay/sqlstore"
 )
 
@@ -22,7 +23,12 @@ func counterparties(t *testing.T) []string {
 	cdb := filepath.Join(t.TempDir(), "cash.db")
 	addr := freeAddr(t)
 	startProc(t, "http://"+addr+"/healthz", "cash", "serve", "--db", cdb, "--addr", addr)
-	cr := cashMerchant(t, cdb)
+	return append(append([]string(nil), b.env...), cashEnv(t, cashMerchant(t, cdb), "http://"+addr)...)
+}
+
+// cashEnv is the environment that points medpay serve at the channel at base as merchant cr.
+func cashEnv(t *testing.T, cr *cash.MerchantCredentials, base string) []string {
+	t.Helper()
 	dir := t.TempDir()
 	files := map[string]string{"apiv3.key": cr.APIv3Key, "merchant_key.pem": cr.MerchantPrivateKey, "channel_pub.pem": cr.PlatformPublicKey}
 	for name, content := range files {
@@ -30,12 +36,11 @@ func counterparties(t *testing.T) []string {
 			t.Fatal(err)
 		}
 	}
-	return append(append([]string(nil), b.env...),
-		"MEDPAY_CASH_URL=http://"+addr, "MEDPAY_CASH_MCHID="+cr.MchID, "MEDPAY_CASH_SERIAL_NO="+cr.MerchantSerialNo,
-		"MEDPAY_CASH_APIV3_KEY_FILE="+filepath.Join(dir, "apiv3.key"),
-		"MEDPAY_CASH_PRIVATE_KEY_FILE="+filepath.Join(dir, "merchant_key.pem"),
-		"MEDPAY_CASH_PUBLIC_KEY_FILE="+filepath.Join(dir, "channel_pub.pem"),
-		"MEDPAY_CASH_PUBLIC_KEY_ID="+cr.PlatformPublicKeyID)
+	return []string{"MEDPAY_CASH_URL=" + base, "MEDPAY_CASH_MCHID=" + cr.MchID, "MEDPAY_CASH_SERIAL_NO=" + cr.MerchantSerialNo,
+		"MEDPAY_CASH_APIV3_KEY_FILE=" + filepath.Join(dir, "apiv3.key"),
+		"MEDPAY_CASH_PRIVATE_KEY_FILE=" + filepath.Join(dir, "merchant_key.pem"),
+		"MEDPAY_CASH_PUBLIC_KEY_FILE=" + filepath.Join(dir, "channel_pub.pem"),
+		"MEDPAY_CASH_PUBLIC_KEY_ID=" + cr.PlatformPublicKeyID}
 }
 
 // withoutMedpayEnv is the process environment without any MEDPAY_ setting, so that a test sees

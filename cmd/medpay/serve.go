@@ -151,10 +151,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	var cashChannel *cash.Channel // the simulated channel over APIv3, at <base-url>/cash
 	var gateway medpay.CashGateway
 	var sandboxPay func(ctx context.Context, prepayID, pin string) error
+	var wallets medpayhttp.Wallets = wallet
 	if remoteCash != nil {
 		gateway = remoteCash
 		if isSandbox {
-			sandboxPay = cash.RemoteSandboxPay(*cashFlags.url, &http.Client{Timeout: 30 * time.Second})
+			hc := &http.Client{Timeout: 30 * time.Second}
+			sandboxPay, wallets = cash.RemoteSandboxPay(*cashFlags.url, hc), cash.RemoteWallets{Base: *cashFlags.url, HTTP: hc}
 		}
 	}
 	if isSandbox {
@@ -200,7 +202,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		MicropayNoPINLimit: *noPINLimit, CallbackIPs: callbackIPs,
 		MetricsElsewhere: *metricsAddr != "", MetricsToken: *metricsToken,
 	}, medpayhttp.Deps{Store: store, Payment: pay, Bureau: bu, Sandbox: bureauSandbox,
-		Cities: bureau.CityList(), Cash: wallet, CashAPI: cashAPI(cashChannel), Logger: logger, Now: now, Registry: reg})
+		Cities: bureau.CityList(), Cash: wallets, CashAPI: cashAPI(cashChannel), Logger: logger, Now: now, Registry: reg})
 
 	// Orders a crash left mid-saga are finished or undone before new work is taken.
 	if n, err := pay.RecoverOnce(ctx, now().Add(time.Hour), 1000); err != nil {
