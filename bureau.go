@@ -7,7 +7,7 @@ import (
 )
 
 // Bureau is the social-insurance bureau (人社局/医保局), the "bank" of the product's analogy
-// (bureau.md §1). Its operations are those of the national mobile-payment protocol
+// (docs/api/bureau.md). Its operations are those of the national mobile-payment protocol
 // (national.md), one method each; the project ships a simulator (in process, or served over the
 // network) and a client that speaks the protocol to any bureau. Operations that move money are
 // idempotent on a key of the caller's (the upload's MedOrgOrd, the settlement's OrgBizSer, the
@@ -40,7 +40,7 @@ type Bureau interface {
 
 // BureauSandbox is what the platform's sandbox helpers need of a simulated bureau.
 type BureauSandbox interface {
-	// SandboxPersons lists the test persons (sandbox.md §3).
+	// SandboxPersons lists the test persons (docs/api/sandbox.md (沙箱辅助接口)).
 	SandboxPersons(ctx context.Context) ([]SandboxPerson, error)
 	// SandboxPayAuth authorises a test person without the page (national.md §5); scope as in
 	// Bureau.AuthURL.
@@ -108,7 +108,7 @@ type UploadRequest struct {
 	OrgCodg        string // the hospital's code at the bureau
 	HospLevel      int
 	OrderType      string // RegPay, DiagPay
-	RequestContent string // the itemised bill, bureau.md §2
+	RequestContent string // the itemised bill, docs/api/bureau.md (request_content)
 	DefaultFee     int64  // insurance_fee + cash_fee: the single class-A item when there is no bill
 }
 
@@ -140,7 +140,7 @@ const (
 // OrdSettledState reports whether ordStas means settled (3–6).
 func OrdSettledState(s int) bool { return s >= 3 && s <= 6 }
 
-// Settlement is the bureau's split of a bill (bureau.md §3–4), all fen: the pre-settlement of an
+// Settlement is the bureau's split of a bill (docs/api/bureau.md), all fen: the pre-settlement of an
 // upload, or the settlement itself.
 type Settlement struct {
 	PayOrdID        string

@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// Business error codes of the open API (wire-api.md §7).
+// Business error codes of the open API (docs/api/errors.md).
 const (
 	ErrBadSecret          = "401"
 	ErrNotAuthorised      = "402"
@@ -58,7 +58,7 @@ var codeText = map[string]string{
 	ErrSystem:             "system error, retry with the same business key",
 }
 
-// Error is a business failure with a code of wire-api.md §7 and a message for humans.
+// Error is a business failure with a code of docs/api/errors.md and a message for humans.
 type Error struct {
 	Code    string
 	Message string

@@ -73,7 +73,7 @@ type Token struct {
 	ExpiresAt time.Time
 }
 
-// Token lifetimes (wire-api.md §3).
+// Token lifetimes (docs/api/README.md (access_token)).
 const (
 	TokenTTL     = 7200 * time.Second
 	TokenOverlap = 5 * time.Minute

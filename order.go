@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// TradeState is med_trade_state (wire-api.md §4.2).
+// TradeState is med_trade_state (docs/api/orders.md (queryorder)).
 type TradeState string
 
 const (
@@ -168,7 +168,8 @@ func (o *Order) CashReverseNo() string { return o.MedTransID + "-X" }
 func (o *Order) ChargeSerial() string { return fmt.Sprintf("%s-C%d", o.MedTransID, o.Attempt) }
 
 // CheckSplit asserts the money invariant of an order: the legs never exceed the total, the
-// insurance part is its two funds, and the figures are not negative.
+// insurance part is its two funds once the insured person is known (a 扫码付 order is placed
+// before its payer scans it), and the figures are not negative.
 func (o *Order) CheckSplit() error {
 	legs, _ := AddFen(o.CashFee, o.InsuranceFee)
 	ceiling, _ := AddFen(o.TotalFee, o.CashAddFee)
@@ -178,7 +179,7 @@ func (o *Order) CheckSplit() error {
 		return fmt.Errorf("order %s: amount out of range", o.MedTransID)
 	case legs > ceiling:
 		return fmt.Errorf("order %s: cash %d + insurance %d exceeds total %d", o.MedTransID, o.CashFee, o.InsuranceFee, o.TotalFee)
-	case o.PayType != PayCash && funds != o.InsuranceFee:
+	case o.PayType != PayCash && o.PsnNo != "" && funds != o.InsuranceFee:
 		return fmt.Errorf("order %s: hifp %d + acct %d != insurance %d", o.MedTransID, o.HifpPay, o.AcctPay, o.InsuranceFee)
 	}
 	return nil

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Refund states (med_refund_state, wire-api.md §4.5).
+// Refund states (med_refund_state, docs/api/refunds.md (queryrefund)).
 const (
 	RefundProcessing = "PROCESSING"
 	RefundSuccess    = "SUCCESS"
@@ -28,7 +28,7 @@ const (
 	PartInsuranceOnly = "INSURANCE_ONLY"
 )
 
-// Refund limits (wire-api.md §4.4).
+// Refund limits (docs/api/refunds.md (refund)).
 const (
 	MaxRefundsPerOrder = 50
 	RefundWindow       = 365 * 24 * time.Hour
@@ -70,7 +70,7 @@ type Refund struct {
 }
 
 // NotifyURL is where the refund's REFUND notification goes: the notify_url of the refund
-// request, never the payment's (wire-api.md §6). Empty: no notification.
+// request, never the payment's (docs/api/notifications.md). Empty: no notification.
 func (r *Refund) NotifyURL() string { return r.Fields["notify_url"] }
 
 // BureauSerial is the idempotency serial of the bureau refund.

@@ -1,4 +1,4 @@
-// Package bill produces a hospital's daily bill (wire-api.md §4.9): one row per payment and per
+// Package bill produces a hospital's daily bill (docs/api/bills.md): one row per payment and per
 // refund of the day, covering both legs — cash and insurance — then a summary and a checksum.
 package bill
 

@@ -163,7 +163,7 @@ func (s *Simulator) SandboxPayAuth(ctx context.Context, idNo, scope string) (*me
 	return s.payAuthAnswer(ctx, no, p.PsnNo, until)
 }
 
-// SandboxPersons lists the test persons of the sandbox (sandbox.md §3).
+// SandboxPersons lists the test persons of the sandbox (docs/api/sandbox.md (沙箱辅助接口)).
 func (s *Simulator) SandboxPersons(ctx context.Context) ([]medpay.SandboxPerson, error) {
 	var out []medpay.SandboxPerson
 	for _, p := range SandboxPersons() {

@@ -6,7 +6,7 @@ import (
 	"github.com/medpay/medpay/fee"
 )
 
-// This file is the policy engine: computing the split of a bill (bureau.md §3). It is pure: no
+// This file is the policy engine: computing the split of a bill (docs/api/bureau.md (计算)). It is pure: no
 // clock, no storage. The bill itself is parsed by package fee.
 
 // The bill's types and rules live in package fee; these names keep the simulator's vocabulary.
@@ -44,7 +44,7 @@ func billErr(item int, field, format string, args ...any) *BillError {
 	return &BillError{Item: item, Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
-// Rule is the policy that applies to one person type at one hospital level (bureau.md §5).
+// Rule is the policy that applies to one person type at one hospital level (docs/api/bureau.md (城市政策)).
 type Rule struct {
 	DeductibleFen  int64 `json:"deductible_fen"`   // annual outpatient deductible (起付线)
 	RatioPct       int   `json:"ratio_pct"`        // share of the inside-policy amount the pool pays
@@ -81,7 +81,7 @@ type ItemSplit struct {
 	SelfpayAmt int64  `json:"selfpay_amt"`         // the part the person pays before the pool
 }
 
-// Split is the bureau's computation for one bill (bureau.md §3), all fen.
+// Split is the bureau's computation for one bill (docs/api/bureau.md (计算)), all fen.
 type Split struct {
 	MedfeeSumamt    int64 // 1. Σ price × qty
 	FulamtOwnpayAmt int64 // 2. Σ class C
@@ -121,7 +121,7 @@ func pctHalfUp(amount int64, pct int) int64 {
 }
 
 // Calculate computes the split of bill b under rule r for a person with entitlement e, exactly as
-// bureau.md §3, in integer fen. Rounding is half up at each step, and it happens in two places
+// docs/api/bureau.md (计算), in integer fen. Rounding is half up at each step, and it happens in two places
 // only: the 乙类先行自付 of each class-B item is rounded per item (so that each item's selfpay_amt
 // in response_content is exact and the items add up to preselfpay_amt), and the pool's share
 // (step 6) is rounded once on the bill's total. Every other step is a sum, a difference or a

@@ -11,7 +11,7 @@ import (
 	"pgregory.net/rapid"
 )
 
-// workedContent is the bill of bureau.md §2.
+// workedContent is the bill of docs/api/bureau.md (request_content).
 const workedContent = `{
   "med_type": "11",
   "dept_name": "内科",

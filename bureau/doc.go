@@ -1,11 +1,11 @@
-// Package bureau is the simulated social-insurance bureau (人社局/医保局) of spec/bureau.md: the
+// Package bureau is the simulated social-insurance bureau (人社局/医保局) of docs/api/bureau.md: the
 // "bank" of the product's analogy, implementing medpay.Bureau.
 //
 // It has three layers:
 //
 //   - the policy engine (calc.go), pure: ParseBill turns request_content into a Bill with
 //     precise errors (*BillError names item and field), Calculate computes the split of
-//     bureau.md §3 in integer fen and checks medfee_sumamt = hifp_pay + acct_pay + psn_cash_pay;
+//     docs/api/bureau.md (计算) in integer fen and checks medfee_sumamt = hifp_pay + acct_pay + psn_cash_pay;
 //   - the city presets (presets.json, embedded; presets.go): one entry per city of the coverage
 //     list, versioned by effective date (China Standard Time), PolicyFor picks the version in
 //     force;

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Sandbox scenarios (bureau.md §6): how the bureau and the cash channel treat a test person.
+// Sandbox scenarios (docs/api/sandbox.md (场景)): how the bureau and the cash channel treat a test person.
 const (
 	ScenarioEmployee      = "employee"       // 在职, account 2 000 元
 	ScenarioRetiree       = "retiree"        // 退休, account 5 000 元

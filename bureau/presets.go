@@ -12,7 +12,7 @@ import (
 	"github.com/medpay/medpay"
 )
 
-// City presets (bureau.md §5): one embedded data file, presets.json, versioned by effective date.
+// City presets (docs/api/bureau.md (城市政策)): one embedded data file, presets.json, versioned by effective date.
 // An operator edits the file (or loads another with LoadPolicies); the code holds no figures.
 
 //go:embed presets.json

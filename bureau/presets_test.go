@@ -8,7 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// coverage is the coverage list of bureau.md §5 with the codes chosen for it.
+// coverage is the coverage list of docs/api/bureau.md (城市政策) with the codes chosen for it.
 var coverage = map[string]string{
 	"深圳": "440300", "成都": "510100", "汕头": "440500", "郑州": "410100", "铜川": "610200", "厦门": "350200",
 	"广西": "450000", "嘉兴": "330400", "宁波": "330200", "开封": "410200", "武汉": "420100", "延安": "610600",

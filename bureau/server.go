@@ -167,7 +167,7 @@ func yuanField(name, v string) (int64, error) {
 
 var classOfLevel = map[string]string{"01": ClassA, "02": ClassB, "03": ClassC}
 
-// billContent turns 6201's fee details into request_content (bureau.md §2), checking the sums.
+// billContent turns 6201's fee details into request_content (docs/api/bureau.md (request_content)), checking the sums.
 func billContent(d *national.UploadData) (string, error) {
 	total, err := yuanField("medfeeSumamt", d.MedfeeSumamt)
 	if err != nil {

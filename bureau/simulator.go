@@ -27,7 +27,7 @@ const (
 	StateTombstone = "tombstone"
 )
 
-// Simulator is the simulated social-insurance bureau (bureau.md). It keeps its own books in the
+// Simulator is the simulated social-insurance bureau (docs/api/bureau.md). It keeps its own books in the
 // bureau_* tables (persons, accounts, annual accumulators, settlements, refunds), so that it can
 // be reconciled against the platform like a real bureau. Every money movement is one
 // transaction with the settlement or refund row that causes it; the person's account row is
@@ -349,7 +349,7 @@ func (s *Simulator) cityName(code string) string {
 
 // ---- settlement ----
 
-// ResponseContent is the settlement detail passed back to the hospital (bureau.md §4), all fen.
+// ResponseContent is the settlement detail passed back to the hospital (docs/api/bureau.md (response_content)), all fen.
 type ResponseContent struct {
 	SetlID          string      `json:"setl_id"` // empty in a pre-settlement
 	PsnNo           string      `json:"psn_no"`

@@ -1,6 +1,6 @@
 // Package cash is the simulator of the cash channel (medpay.CashChannel): the payer's wallet that
 // pays the cash part of an order. Every payer has a wallet, created on first use with 10 000 元
-// and the PIN 123456 (sandbox.md §3). Charges and refunds are idempotent on their serial and kept
+// and the PIN 123456 (docs/api/sandbox.md (沙箱辅助接口)). Charges and refunds are idempotent on their serial and kept
 // in the tables cash_wallets, cash_charges and cash_refunds, so the simulator survives restarts
 // and several processes can share it through one database.
 package cash
@@ -19,7 +19,7 @@ import (
 	"github.com/medpay/medpay/sqlstore"
 )
 
-// Defaults of a new wallet (sandbox.md §3).
+// Defaults of a new wallet (docs/api/sandbox.md (沙箱辅助接口)).
 const (
 	DefaultBalance int64 = 1_000_000 // fen: 10 000 元
 	DefaultPIN           = "123456"

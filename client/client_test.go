@@ -23,7 +23,7 @@ import (
 // These tests run the SDK against the real platform (internal/testenv): real handlers, real
 // database, real signatures.
 
-// workedBill is bureau.md's worked example: in 深圳 at a level-3 hospital an employee's split is
+// workedBill is the worked example of docs/api/bureau.md: in 深圳 at a level-3 hospital an employee's split is
 // hifp 3207 + acct 3293.
 const workedBill = `{"med_type":"11","dept_name":"内科","acct_used":true,"items":[
 {"code":"250101001","name":"血常规","class":"A","price":2500,"qty":1},

@@ -8,7 +8,7 @@ import (
 	"github.com/medpay/medpay/wire"
 )
 
-// Endpoint paths (wire-api.md §4).
+// Endpoint paths (docs/api).
 const (
 	PathUnifiedOrder = "/payinsurance/unifiedorder"
 	PathQueryOrder   = "/payinsurance/queryorder"
@@ -23,7 +23,7 @@ const (
 
 var errNilRequest = errors.New("client: nil request")
 
-// UnifiedOrder places an order and returns where the payer pays (wire-api.md §4.1).
+// UnifiedOrder places an order and returns where the payer pays (docs/api/orders.md (unifiedorder)).
 func (c *Client) UnifiedOrder(ctx context.Context, req *UnifiedOrderRequest) (*UnifiedOrderResponse, error) {
 	if req == nil {
 		return nil, errNilRequest
@@ -35,7 +35,7 @@ func (c *Client) UnifiedOrder(ctx context.Context, req *UnifiedOrderRequest) (*U
 	return out, nil
 }
 
-// QueryOrder returns an order's current state (wire-api.md §4.2). Unknown order: err_code 502.
+// QueryOrder returns an order's current state (docs/api/orders.md (queryorder)). Unknown order: err_code 502.
 func (c *Client) QueryOrder(ctx context.Context, req *QueryOrderRequest) (*Order, error) {
 	if req == nil {
 		return nil, errNilRequest
@@ -47,7 +47,7 @@ func (c *Client) QueryOrder(ctx context.Context, req *QueryOrderRequest) (*Order
 	return out, nil
 }
 
-// CloseOrder closes an unpaid order (wire-api.md §4.3): err_code 503 when it was paid, 505 while
+// CloseOrder closes an unpaid order (docs/api/orders.md (closeorder)): err_code 503 when it was paid, 505 while
 // the payer is confirming. Closing a closed order succeeds.
 func (c *Client) CloseOrder(ctx context.Context, req *CloseOrderRequest) (*CloseOrderResponse, error) {
 	if req == nil {
@@ -60,7 +60,7 @@ func (c *Client) CloseOrder(ctx context.Context, req *CloseOrderRequest) (*Close
 	return out, nil
 }
 
-// Refund refunds a paid order, fully or in part (wire-api.md §4.4).
+// Refund refunds a paid order, fully or in part (docs/api/refunds.md (refund)).
 func (c *Client) Refund(ctx context.Context, req *RefundRequest) (*Refund, error) {
 	if req == nil {
 		return nil, errNilRequest
@@ -72,7 +72,7 @@ func (c *Client) Refund(ctx context.Context, req *RefundRequest) (*Refund, error
 	return out, nil
 }
 
-// QueryRefund returns a refund's state (wire-api.md §4.5). Unknown refund: err_code 508.
+// QueryRefund returns a refund's state (docs/api/refunds.md (queryrefund)). Unknown refund: err_code 508.
 func (c *Client) QueryRefund(ctx context.Context, req *QueryRefundRequest) (*Refund, error) {
 	if req == nil {
 		return nil, errNilRequest
@@ -84,7 +84,7 @@ func (c *Client) QueryRefund(ctx context.Context, req *QueryRefundRequest) (*Ref
 	return out, nil
 }
 
-// MicroPay charges the payer's scanned payment code (刷码付, wire-api.md §4.6) and returns the
+// MicroPay charges the payer's scanned payment code (刷码付, docs/api/orders.md (micropay)) and returns the
 // order; USERPAYING means the payer must still confirm: poll QueryOrder.
 func (c *Client) MicroPay(ctx context.Context, req *MicroPayRequest) (*Order, error) {
 	if req == nil {
@@ -97,7 +97,7 @@ func (c *Client) MicroPay(ctx context.Context, req *MicroPayRequest) (*Order, er
 	return out, nil
 }
 
-// GetMedInfo returns the payer's bound card, masked (wire-api.md §4.7); err_code 511 when the
+// GetMedInfo returns the payer's bound card, masked (docs/api/cards.md (getmedinfo)); err_code 511 when the
 // payer has none.
 func (c *Client) GetMedInfo(ctx context.Context, req *GetMedInfoRequest) (*MedInfo, error) {
 	if req == nil {
@@ -110,7 +110,7 @@ func (c *Client) GetMedInfo(ctx context.Context, req *GetMedInfoRequest) (*MedIn
 	return out, nil
 }
 
-// GetBindURL returns a single-use card-binding link for the payer (wire-api.md §4.8).
+// GetBindURL returns a single-use card-binding link for the payer (docs/api/cards.md (getbindurl)).
 func (c *Client) GetBindURL(ctx context.Context, req *GetBindURLRequest) (*BindURL, error) {
 	if req == nil {
 		return nil, errNilRequest
@@ -122,7 +122,7 @@ func (c *Client) GetBindURL(ctx context.Context, req *GetBindURLRequest) (*BindU
 	return out, nil
 }
 
-// BillDownload returns the bill of a past day as the platform sends it (wire-api.md §4.9): the
+// BillDownload returns the bill of a past day as the platform sends it (docs/api/bills.md): the
 // CSV-like text, or gzip bytes with TarType GZIP. A failure comes as the XML envelope and is
 // returned as an error (err_code 520: no bill for that day).
 func (c *Client) BillDownload(ctx context.Context, req *BillDownloadRequest) ([]byte, error) {

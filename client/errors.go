@@ -10,7 +10,7 @@ import (
 // ProtocolError is a FAIL at the protocol level (return_code FAIL): the request did not get
 // through the platform's checks (token, XML, fields, signature, replay). Such answers are not
 // signed. ReturnMsg is the reason without its " rid: ..." suffix, e.g. "签名失败" or
-// "参数格式校验错误 total_fee is invalid"; match on its prefix (wire-api.md §1).
+// "参数格式校验错误 total_fee is invalid"; match on its prefix (docs/api/README.md (transport)).
 type ProtocolError struct {
 	ReturnMsg string
 	RequestID string // the platform's request id, for support
@@ -23,7 +23,7 @@ func (e *ProtocolError) Error() string {
 	return "return_code FAIL: " + e.ReturnMsg + " (rid " + e.RequestID + ")"
 }
 
-// APIError is a business failure (result_code FAIL) with the err_code of wire-api.md §7, e.g.
+// APIError is a business failure (result_code FAIL) with the err_code of docs/api/errors.md, e.g.
 // "503" order already paid. Token endpoints report their errors as APIError too: the provider
 // token's 401/402, and /cgi-bin/token's errcode (e.g. "40125") with errmsg as Description.
 type APIError struct {

@@ -16,7 +16,7 @@ const (
 	NotifyRefund = "REFUND"
 )
 
-// Notification is one verified notification from the platform (wire-api.md §6). Delivery is at
+// Notification is one verified notification from the platform (docs/api/notifications.md). Delivery is at
 // least once: the same NotifyID can arrive again, and the handler must be idempotent on it.
 type Notification struct {
 	NotifyType string // NotifyPay or NotifyRefund

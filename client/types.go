@@ -19,7 +19,7 @@ const (
 	PayCashInsurance = 3 // cash + insurance
 )
 
-// Trade states (med_trade_state), wire-api.md §4.2.
+// Trade states (med_trade_state), docs/api/orders.md (queryorder).
 const (
 	StateNotPay       = "NOTPAY"
 	StateUserPaying   = "USERPAYING"
@@ -31,7 +31,7 @@ const (
 	StateSysRefunded  = "SYS_REFUNDED"
 )
 
-// Refund states (med_refund_state), wire-api.md §4.5.
+// Refund states (med_refund_state), docs/api/refunds.md (queryrefund).
 const (
 	RefundProcessing = "PROCESSING"
 	RefundSuccess    = "SUCCESS"
@@ -48,7 +48,7 @@ const (
 // Every request struct has an Extra map: fields sent as they are, beside the typed ones (for a
 // field this version of the SDK does not know yet). They are signed like the others.
 
-// OrderFields are the fields of an order that unifiedorder and micropay share (wire-api.md §4.1).
+// OrderFields are the fields of an order that unifiedorder and micropay share (docs/api/orders.md (unifiedorder)).
 // Amounts are fen. In service-provider mode set SubOpenID instead of OpenID.
 type OrderFields struct {
 	OpenID             string    `wire:"openid"`
@@ -83,7 +83,7 @@ type OrderFields struct {
 }
 
 // UnifiedOrderRequest places a registration (RegPay) or clinic (DiagPay) payment order
-// (wire-api.md §4.1). Amounts are fen. In service-provider mode set SubOpenID instead of OpenID.
+// (docs/api/orders.md (unifiedorder)). Amounts are fen. In service-provider mode set SubOpenID instead of OpenID.
 //
 // To retry after a timeout, send the same request again: the platform recognises the
 // HospOutTradeNo and, with the same fields, answers with the same order. Keep GmtOutCreate (and
@@ -121,7 +121,7 @@ type QueryOrderRequest = OrderRef
 // CloseOrderRequest names the order to close.
 type CloseOrderRequest = OrderRef
 
-// Order is an order's query fields (wire-api.md §4.2): the answer to QueryOrder and MicroPay, and
+// Order is an order's query fields (docs/api/orders.md (queryorder)): the answer to QueryOrder and MicroPay, and
 // the content of a PAY notification.
 type Order struct {
 	MedTransID           string        `wire:"med_trans_id"`
@@ -162,7 +162,7 @@ type CloseOrderResponse struct {
 	Raw            *wire.Message // the whole verified answer
 }
 
-// RefundRequest refunds a paid order (wire-api.md §4.4). A retry with the same HospOutRefundNo
+// RefundRequest refunds a paid order (docs/api/refunds.md (refund)). A retry with the same HospOutRefundNo
 // and the same fields returns the same refund, so after err_code 553/556 or a timeout, send the
 // same request again and confirm with QueryRefund.
 type RefundRequest struct {
@@ -204,7 +204,7 @@ type QueryRefundRequest struct {
 	Extra           map[string]string // more fields, signed and sent as given ("" removes one)
 }
 
-// MicroPayRequest is 刷码付 (wire-api.md §4.6): unifiedorder's fields without the URLs, plus the
+// MicroPayRequest is 刷码付 (docs/api/orders.md (micropay)): unifiedorder's fields without the URLs, plus the
 // payer's scanned AuthCode. The answer is the order; when its MedTradeState is USERPAYING the
 // payer must still confirm and the caller polls QueryOrder.
 type MicroPayRequest struct {
@@ -213,7 +213,7 @@ type MicroPayRequest struct {
 	Extra map[string]string // more fields, signed and sent as given ("" removes one)
 }
 
-// GetMedInfoRequest asks for the payer's bound card (wire-api.md §4.7).
+// GetMedInfoRequest asks for the payer's bound card (docs/api/cards.md (getmedinfo)).
 type GetMedInfoRequest struct {
 	OpenID    string            `wire:"openid"`
 	SubOpenID string            `wire:"sub_openid"`
@@ -229,7 +229,7 @@ type MedInfo struct {
 	Raw           *wire.Message // the whole verified answer
 }
 
-// GetBindURLRequest asks for a card-binding link (wire-api.md §4.8).
+// GetBindURLRequest asks for a card-binding link (docs/api/cards.md (getbindurl)).
 type GetBindURLRequest struct {
 	OpenID    string            `wire:"openid"`
 	SubOpenID string            `wire:"sub_openid"`
@@ -243,7 +243,7 @@ type BindURL struct {
 	Raw     *wire.Message // the whole verified answer
 }
 
-// BillDownloadRequest asks for the bill of a past day (wire-api.md §4.9).
+// BillDownloadRequest asks for the bill of a past day (docs/api/bills.md).
 type BillDownloadRequest struct {
 	BillDate string            `wire:"bill_date"` // yyyyMMdd
 	BillType string            `wire:"bill_type"` // ALL, SUCCESS or REFUND

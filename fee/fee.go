@@ -1,4 +1,4 @@
-// Package fee parses the fee details of a bill (bureau.md §2): the request_content a hospital
+// Package fee parses the fee details of a bill (docs/api/bureau.md (request_content)): the request_content a hospital
 // passes through, shared by the simulated bureau and the client that uploads bills to a real
 // one (national.md 6201).
 package fee
@@ -12,14 +12,14 @@ import (
 	"strings"
 )
 
-// Item classes (bureau.md §2).
+// Item classes (docs/api/bureau.md (request_content)).
 const (
 	ClassA = "A" // 甲类: fully inside policy
 	ClassB = "B" // 乙类: the person first pays self_ratio_pct (乙类先行自付)
 	ClassC = "C" // 丙类 / outside the catalogue: fully self-paid
 )
 
-// Medical types (med_type, bureau.md §2).
+// Medical types (med_type, docs/api/bureau.md (request_content)).
 const (
 	MedTypeOutpatient   = "11" // 普通门诊
 	MedTypeRegistration = "12" // 门诊挂号
@@ -125,9 +125,9 @@ func MedGroup(medType string) string {
 	return "outpatient"
 }
 
-// Parse parses request_content (bureau.md §2). When content is empty (or blank), or is the
-// national form (an object with payAuthNo or payOrdId and no items), the bill is one class-A item
-// of defaultFee. orderType (RegPay, DiagPay) chooses the default med_type. Every refusal is a
+// Parse parses request_content (docs/api/bureau.md (request_content)). When content is empty (or blank), is the national
+// form (an object with payAuthNo or payOrdId and no items), or is not JSON at all (a city
+// bureau's own message, XML), the bill is one class-A item of defaultFee. orderType (RegPay, DiagPay) chooses the default med_type. Every refusal is a
 // *BillError naming the item and field.
 func Parse(content, orderType string, defaultFee int64) (*Bill, error) {
 	if len(content) > MaxContentBytes {
@@ -135,6 +135,11 @@ func Parse(content, orderType string, defaultFee int64) (*Bill, error) {
 	}
 	trimmed := bytes.TrimSpace([]byte(content))
 	if len(trimmed) == 0 {
+		return defaultBill(orderType, defaultFee)
+	}
+	if trimmed[0] != '{' && trimmed[0] != '[' {
+		// Not JSON: a format the simulator does not know (a city bureau's own message, XML).
+		// It passes through and is priced like the national form.
 		return defaultBill(orderType, defaultFee)
 	}
 	var top map[string]json.RawMessage

@@ -11,7 +11,7 @@ import (
 	"github.com/medpay/medpay/wire"
 )
 
-// Protocol-level return_msg reasons (wire-api.md §1) that are not field errors.
+// Protocol-level return_msg reasons (docs/api/README.md (transport)) that are not field errors.
 const (
 	msgToken       = "access_token无效或已过期"
 	msgTokenAppID  = "access_token与appid不匹配"
@@ -61,7 +61,7 @@ type apiFunc func(ctx context.Context, c *call) (*wire.Message, error)
 // endpoint options.
 type apiOpts struct {
 	// minimal accepts the form real integrations use for the 选用接口: no appid or mch_id, the
-	// token naming the app (wire-api.md §4.7).
+	// token naming the app (docs/api/cards.md (getmedinfo)).
 	minimal bool
 }
 
@@ -135,6 +135,7 @@ func (s *Server) authenticate(r *http.Request, rid string, opts apiOpts) (*call,
 	} else {
 		appid = f.String("appid", 32, true)
 		f.String("mch_id", 32, true)
+		f.String("sub_appid", 32, false)
 	}
 	f.String("nonce_str", 32, true)
 	f.String("sign", 64, true)
@@ -158,7 +159,9 @@ func (s *Server) authenticate(r *http.Request, rid string, opts apiOpts) (*call,
 	} else if err != nil {
 		return nil, err
 	}
-	if !wire.Verify(req, c.signer.APIKey) {
+	if ok, err := s.verifySigner(ctx, c.signer, req); err != nil {
+		return nil, err
+	} else if !ok {
 		s.metrics.signatures.Inc()
 		return nil, &protocolError{msgSign}
 	}
@@ -171,6 +174,9 @@ func (s *Server) authenticate(r *http.Request, rid string, opts apiOpts) (*call,
 		return nil, &protocolError{msgReplay}
 	}
 	if err := s.resolveHospital(ctx, c, subAppID, minimal); err != nil {
+		return c, err
+	}
+	if err := s.checkActive(ctx, c); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -197,9 +203,10 @@ func (s *Server) resolveHospital(ctx context.Context, c *call, subAppID string, 
 	if minimal {
 		hosp, err = s.store.MerchantByAppID(ctx, subAppID)
 	} else {
-		subMch := c.req.Get("sub_mch_id")
-		if subMch == "" {
-			return &wire.FieldError{Field: "sub_mch_id", Missing: true}
+		f := wire.NewFields(c.req)
+		subMch := f.String("sub_mch_id", 32, true)
+		if err := f.Err(); err != nil {
+			return err
 		}
 		hosp, err = s.store.MerchantByMchID(ctx, subMch)
 		if err == nil && hosp.AppID != subAppID {

@@ -10,7 +10,7 @@ import (
 	"github.com/medpay/medpay/wire"
 )
 
-// billDownload is POST /payinsurance/billdownload (wire-api.md §4.9): the hospital's bill of a
+// billDownload is POST /payinsurance/billdownload (docs/api/bills.md): the hospital's bill of a
 // past day as text (or gzip), covering both the cash and the insurance legs.
 func (s *Server) billDownload(ctx context.Context, c *call) ([]byte, string, error) {
 	f := wire.NewFields(c.req)

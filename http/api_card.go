@@ -8,7 +8,7 @@ import (
 	"github.com/medpay/medpay/wire"
 )
 
-// The card-binding 选用接口 (wire-api.md §4.7–4.8). Both accept the full form and the minimal
+// The card-binding 选用接口 (docs/api/cards.md). Both accept the full form and the minimal
 // one (openid, nonce_str, sign; the token names the app).
 
 // payerOpenID reads the payer field of the call's mode (openid, or sub_openid for a service
@@ -19,7 +19,7 @@ func payerOpenID(c *call) (string, error) {
 	return openid, f.Err()
 }
 
-// getBindURL issues a card-binding link for the payer (wire-api.md §4.8).
+// getBindURL issues a card-binding link for the payer (docs/api/cards.md (getbindurl)).
 func (s *Server) getBindURL(ctx context.Context, c *call) (*wire.Message, error) {
 	f := wire.NewFields(c.req)
 	f.String(c.openidField(), 128, true)
@@ -42,7 +42,7 @@ func (s *Server) getBindURL(ctx context.Context, c *call) (*wire.Message, error)
 
 func (s *Server) bindURL(token string) string { return s.cfg.BaseURL + "/bind/" + token }
 
-// getMedInfo answers the payer's bound card (wire-api.md §4.7): the card number in full, since
+// getMedInfo answers the payer's bound card (docs/api/cards.md (getmedinfo)): the card number in full, since
 // the hospital is authorised and passes it on; the name masked. Unbound is err 511.
 func (s *Server) getMedInfo(ctx context.Context, c *call) (*wire.Message, error) {
 	if _, err := payerOpenID(c); err != nil {

@@ -27,22 +27,22 @@ func businessFields(m *wire.Message) map[string]string {
 	return out
 }
 
-// parsePlace reads and checks the fields of unifiedorder (wire-api.md §4.1).
+// parsePlace reads and checks the fields of unifiedorder (docs/api/orders.md (unifiedorder)).
 func (s *Server) parsePlace(ctx context.Context, c *call) (*payment.PlaceRequest, error) {
 	return s.parseOrder(ctx, c, false)
 }
 
-// parseOrder reads the order fields of unifiedorder, or of micropay (wire-api.md §4.6): there
+// parseOrder reads the order fields of unifiedorder, or of micropay (docs/api/orders.md (micropay)): there
 // the payer field is optional (the payment code names the payer) and there is no notify_url or
 // return_url.
 func (s *Server) parseOrder(ctx context.Context, c *call, micropay bool) (*payment.PlaceRequest, error) {
+	// The payer field is optional: without it the order is paid by 扫码付, and the payer who
+	// scans its code_url is identified on the payment page.
 	f := wire.NewFields(c.req)
 	if c.provider != nil {
-		f.String("sub_openid", 128, !micropay)
-		f.String("openid", 128, false)
-	} else {
-		f.String("openid", 128, !micropay)
+		f.String("sub_openid", 128, false)
 	}
+	f.String("openid", 128, false)
 	r := &payment.PlaceRequest{Merchant: c.hospital, Fields: businessFields(c.req)}
 	if c.provider != nil {
 		r.ProviderID = c.provider.ID

@@ -10,7 +10,7 @@ import (
 	"github.com/medpay/medpay/wire"
 )
 
-// refund is POST /payinsurance/refund (wire-api.md §4.4).
+// refund is POST /payinsurance/refund (docs/api/refunds.md (refund)).
 func (s *Server) refund(ctx context.Context, c *call) (*wire.Message, error) {
 	f := wire.NewFields(c.req)
 	no := f.String("hosp_out_refund_no", 64, true)
@@ -61,7 +61,7 @@ func (s *Server) refund(ctx context.Context, c *call) (*wire.Message, error) {
 	return m, nil
 }
 
-// queryRefund is POST /payinsurance/queryrefund (wire-api.md §4.5).
+// queryRefund is POST /payinsurance/queryrefund (docs/api/refunds.md (queryrefund)).
 func (s *Server) queryRefund(ctx context.Context, c *call) (*wire.Message, error) {
 	f := wire.NewFields(c.req)
 	id := f.String("med_refund_id", 64, false)

@@ -313,6 +313,9 @@ func (s *Server) cardsPage(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("unbound") == "1" && v.Card == nil {
 		v.Notice = "已解除绑定。"
 	}
+	if v.Card == nil && v.Token == "" {
+		v.BindURL = s.sandboxBindURL(r, appid, openid)
+	}
 	s.renderView(w, http.StatusOK, "cards.html", v)
 }
 

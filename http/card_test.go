@@ -284,7 +284,7 @@ func TestGetMedInfo(t *testing.T) {
 	p := env.Bind(t, h, "info-1", "440300", bureau.ScenarioEmployee)
 	for name, r := range map[string]*wire.Message{"full": full("info-1"), "minimal": minimal("info-1")} {
 		ok(t, r)
-		// The card number in full: the hospital passes it on (wire-api.md §4.7); the name masked.
+		// The card number in full: the hospital passes it on (docs/api/cards.md (getmedinfo)); the name masked.
 		want := map[string]string{"medical_card_no": p.CardNo, "user_name": medpay.MaskName(p.Name),
 			"city_id": "440300", "card_status": "BOUND"}
 		for k, v := range want {

@@ -73,7 +73,7 @@ func TestMicropayWithinLimit(t *testing.T) {
 	r := micropay(t, env, h, token, req)
 	ok(t, r)
 	id := r.Get("med_trans_id")
-	// Settled synchronously; the answer carries the query fields (wire-api.md §4.2).
+	// Settled synchronously; the answer carries the query fields (docs/api/orders.md (queryorder)).
 	want := map[string]string{"med_trade_state": "SUCCESS", "insurance_trade_status": "PAYED",
 		"openid": "mp-1", "pay_type": "2", "insurance_fee": "6500", "cash_fee": "0", "total_fee": "6500",
 		"attach": "窗口 3", "hosp_out_trade_no": req.Get("hosp_out_trade_no"), "medical_card_id": p.CardNo}
@@ -306,7 +306,11 @@ func TestMicropayScenarios(t *testing.T) {
 		{scenario: bureau.ScenarioBureauTimeout, kv: mixed, wantState: medpay.StatePayError},
 		{scenario: bureau.ScenarioSuspended, kv: mixed, wantPlace: medpay.ErrBureauRejected},
 	} {
-		t.Run(tc.scenario+"/"+string(tc.wantState)+tc.wantPlace, func(t *testing.T) {
+		name := tc.scenario + "/" + string(tc.wantState) + tc.wantPlace
+		if len(tc.kv) == 4 {
+			name += "/cash-only" // distinct test names: each gets a database of its own
+		}
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			env := testenv.New(t, testenv.Options{})
 			h := env.Hospital(t)

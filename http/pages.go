@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"time"
 
 	qrcode "github.com/skip2/go-qrcode"
 
@@ -18,7 +19,8 @@ import (
 var templateFS embed.FS
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
-	"yuan": medpay.FormatYuan,
+	"yuan": medpay.FormatYuanGrouped,
+	"cst":  func(t time.Time) string { return t.In(medpay.CST).Format("2006-01-02 15:04:05") },
 	"mask": medpay.MaskCardNo,
 }).ParseFS(templateFS, "templates/*.html"))
 
@@ -32,6 +34,21 @@ type pageData struct {
 	Success bool
 	Message string
 	Return  string
+	Refresh int    // seconds after which the page reloads itself (0: never)
+	BindURL string // the card page without a card: where to bind one
+	Script  string // a script of /assets to load, if any
+
+	// The result page of a paid order.
+	Refunded   *refundSummary
+	StateClass string // ok, fail or wait
+}
+
+// refundSummary is what has been, or is being, given back of an order.
+type refundSummary struct {
+	Cash, Insurance, Hifp, Acct int64 // refunded
+	Pending                     int64 // in refunds still processing
+	Whole                       bool  // everything paid has been given back
+	Last                        time.Time
 }
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, d *pageData) {
@@ -72,7 +89,59 @@ func (s *Server) payPage(w http.ResponseWriter, r *http.Request) {
 		s.result(w, r, o, nil)
 		return
 	}
+	// A 扫码付 order asks who pays; a page that says who pays must name the order's payer.
+	if q := r.URL.Query(); !payment.HasPayer(o) || q.Get("t") != "" || (s.cfg.Sandbox && q.Get("openid") != "") {
+		if o, ok = s.identify(w, r, o); !ok {
+			return
+		}
+	}
 	s.renderPay(w, http.StatusOK, o, "")
+}
+
+// identify finds out who opened a 扫码付 order's page — a bind link of the order's app (?t=),
+// or in the sandbox ?openid= — and makes them its payer, with the pre-settlement of their bound
+// card. ok is false when the page was answered instead (the question, or why not).
+func (s *Server) identify(w http.ResponseWriter, r *http.Request, o *medpay.Order) (*medpay.Order, bool) {
+	q := r.URL.Query()
+	appid := o.AppID
+	if o.SubAppID != "" {
+		appid = o.SubAppID
+	}
+	var openid string
+	switch {
+	case q.Get("t") != "":
+		l, ok := s.bindLink(w, r, q.Get("t"))
+		if !ok {
+			return nil, false
+		}
+		if l.AppID != appid {
+			s.render(w, http.StatusForbidden, "identify.html", &pageData{Title: "请确认付款人", Order: o, Error: "该链接不属于本医院。"})
+			return nil, false
+		}
+		openid = l.OpenID
+	case s.cfg.Sandbox && q.Get("openid") != "":
+		openid = q.Get("openid")
+	default:
+		s.render(w, http.StatusOK, "identify.html", &pageData{Title: "请确认付款人", Order: o})
+		return nil, false
+	}
+	claimed, err := s.payment.Identify(r.Context(), o.MedTransID, openid)
+	var e *medpay.Error
+	switch {
+	case err == nil && claimed.State == medpay.StateNotPay:
+		return claimed, true
+	case err == nil:
+		s.result(w, r, claimed, nil)
+	case errors.As(err, &e) && e.Code == medpay.ErrNoCard:
+		s.render(w, http.StatusConflict, "identify.html", &pageData{Title: "请确认付款人", Order: o,
+			Error: "您还没有绑定医保卡,请先在医院页面绑定医保卡后再扫码。"})
+	case errors.As(err, &e):
+		s.render(w, http.StatusConflict, "identify.html", &pageData{Title: "请确认付款人", Order: o, Error: medpay.ErrorMessage(err)})
+	default:
+		s.logger.Error("identify payer", "med_trans_id", o.MedTransID, "err", err)
+		s.render(w, http.StatusInternalServerError, "result.html", &pageData{Title: "系统繁忙", Message: "请稍后刷新重试,您的资金是安全的。"})
+	}
+	return nil, false
 }
 
 func (s *Server) renderPay(w http.ResponseWriter, status int, o *medpay.Order, msg string) {
@@ -93,6 +162,10 @@ func (s *Server) payConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.cfg.Sandbox {
 		http.Redirect(w, r, "/pay/"+o.MedTransID+"/authorize", http.StatusSeeOther)
+		return
+	}
+	if o.State == medpay.StateNotPay && !payment.HasPayer(o) {
+		s.render(w, http.StatusConflict, "identify.html", &pageData{Title: "请确认付款人", Order: o})
 		return
 	}
 	if err := r.ParseForm(); err != nil {
@@ -134,21 +207,30 @@ func returnURL(o *medpay.Order) string {
 	return u.String()
 }
 
-// result shows what became of an order, in the payer's words.
+// result shows what became of an order, in the payer's words: for a paid order the split, the
+// time, the order numbers and what was refunded.
 func (s *Server) result(w http.ResponseWriter, r *http.Request, o *medpay.Order, err error) {
-	d := &pageData{Order: o}
+	d := &pageData{Order: o, StateClass: "fail"}
 	if o.ReturnURL != "" {
 		d.Return = returnURL(o)
 	}
 	switch o.State {
 	case medpay.StateSuccess, medpay.StateRefund:
-		d.Title, d.Success = "支付成功", true
-		d.Message = "医保支付 ¥" + medpay.FormatYuan(o.InsuranceFee) + ",现金支付 ¥" + medpay.FormatYuan(o.CashFee) + "。"
-		if o.State == medpay.StateRefund {
-			d.Message += " 该订单已申请退款。"
+		d.Title, d.Success, d.StateClass = "支付成功", true, "ok"
+		d.Total = o.CashFee + o.InsuranceFee
+		if rs := s.refundSummary(r, o); rs != nil {
+			d.Refunded = rs
+			switch {
+			case rs.Whole:
+				d.Title, d.StateClass = "已退款", "refund"
+			case rs.Cash+rs.Insurance > 0:
+				d.Title, d.StateClass = "已部分退款", "refund"
+			default:
+				d.Title, d.StateClass = "退款处理中", "refund"
+			}
 		}
 	case medpay.StateUserPaying, medpay.StateSysRefunding:
-		d.Title, d.Message = "支付处理中", "正在确认支付结果,请稍后刷新本页。结果确认前不会重复扣款。"
+		d.Title, d.Message, d.StateClass = "支付处理中", "正在确认支付结果,请稍后刷新本页。结果确认前不会重复扣款。", "wait"
 	case medpay.StateClosed:
 		d.Title, d.Message = "订单已关闭", o.StatusDesc+"。如需就诊缴费,请回到医院页面重新下单。"
 	case medpay.StateSysRefunded:
@@ -160,6 +242,39 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request, o *medpay.Order,
 		d.Title, d.Message = "暂时无法支付", medpay.ErrorMessage(err)
 	}
 	s.render(w, http.StatusOK, "result.html", d)
+}
+
+// refundSummary adds up the order's refunds; nil when it has none (or they cannot be read, which
+// the page survives: it then shows the payment alone).
+func (s *Server) refundSummary(r *http.Request, o *medpay.Order) *refundSummary {
+	refunds, err := s.store.RefundsOfOrder(r.Context(), o.ID)
+	if err != nil {
+		s.logger.Error("result page refunds", "med_trans_id", o.MedTransID, "err", err)
+		return nil
+	}
+	if len(refunds) == 0 {
+		return nil
+	}
+	rs := &refundSummary{}
+	for _, rf := range refunds {
+		switch rf.State {
+		case medpay.RefundSuccess:
+			rs.Cash += rf.CashRefundFee
+			rs.Insurance += rf.InsuranceRefundFee
+			rs.Hifp += rf.HifpRefund
+			rs.Acct += rf.AcctRefund
+			if rf.SuccessTime.After(rs.Last) {
+				rs.Last = rf.SuccessTime
+			}
+		case medpay.RefundProcessing:
+			rs.Pending += rf.CashRefundFee + rf.InsuranceRefundFee
+		}
+	}
+	if rs.Cash+rs.Insurance+rs.Pending == 0 {
+		return nil // only failed refunds: nothing was given back
+	}
+	rs.Whole = rs.Cash == o.CashFee && rs.Insurance == o.InsuranceFee
+	return rs
 }
 
 // payQR is code_url: a PNG QR code of pay_url for 扫码付.
@@ -177,4 +292,20 @@ func (s *Server) payQR(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "image/png")
 	w.Write(png)
+}
+
+// sandboxBindURL issues a card-binding link for a sandbox payer who opened /me/cards without a
+// card, returning to that page; "" when it cannot (the page then only says there is no card).
+func (s *Server) sandboxBindURL(r *http.Request, appid, openid string) string {
+	m, err := s.store.MerchantByAppID(r.Context(), appid)
+	if err != nil {
+		return ""
+	}
+	back := s.cfg.BaseURL + "/me/cards?" + url.Values{"appid": {appid}, "openid": {openid}}.Encode()
+	token, _, err := s.payment.NewBindLink(r.Context(), m, appid, openid, back)
+	if err != nil {
+		s.logger.Error("cards page bind link", "err", err)
+		return ""
+	}
+	return s.bindURL(token)
 }

@@ -16,7 +16,7 @@ import (
 )
 
 // 刷码付: the payer's payment code (/me/code, POST /sandbox/paycode) and the institution's
-// micropay call that spends it (wire-api.md §4.6).
+// micropay call that spends it (docs/api/orders.md (micropay)).
 
 // micropay places and settles the order of a scanned payment code.
 func (s *Server) micropay(ctx context.Context, c *call) (*wire.Message, error) {
@@ -95,7 +95,8 @@ func (s *Server) payCodePage(w http.ResponseWriter, r *http.Request) {
 		s.pageError(w, err, "code")
 		return
 	}
-	v := &payerView{pageData: pageData{Title: "医保付款码"}, AppID: appid, OpenID: openid, Code: code,
+	ttl := int(payment.PayCodeTTL.Seconds())
+	v := &payerView{pageData: pageData{Title: "医保付款码", Refresh: ttl, Script: "/assets/paycode.js"}, AppID: appid, OpenID: openid, Code: code,
 		CodeGroup: groupDigits(code), ExpiresIn: int(payment.PayCodeTTL.Seconds()),
 		QR: template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))}
 	if b, err := s.store.BindingFor(ctx, appid, openid); err == nil {

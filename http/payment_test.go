@@ -13,7 +13,7 @@ import (
 	"github.com/medpay/medpay/wire"
 )
 
-// workedBill is bureau.md's worked example: 2500 class A, 2×1850 class B (10 %), 300 class C.
+// workedBill is the worked example of docs/api/bureau.md: 2500 class A, 2×1850 class B (10 %), 300 class C.
 const workedBill = `{"med_type":"11","dept_name":"内科","acct_used":true,"items":[
 {"code":"250101001","name":"血常规","class":"A","price":2500,"qty":1},
 {"code":"86900011","name":"阿莫西林胶囊","class":"B","price":1850,"qty":2,"self_ratio_pct":10},

@@ -225,9 +225,12 @@ func TestProviderPayment(t *testing.T) {
 	const payer = "sub-payer"
 	p := env.Bind(t, h, payer, "440300", "employee") // the payer is known under the hospital's appid
 
-	// sub_openid is required in provider mode.
-	resp, body := env.Post(t, "/payinsurance/unifiedorder", token, signed(t, providerOrder(prov, h, ""), prov.APIKey))
-	protocolFail(t, resp, body, "参数格式校验错误 sub_openid is needed")
+	// Without sub_openid the order is paid by 扫码付: the payer is identified when they scan it.
+	scan := env.Call(t, "/payinsurance/unifiedorder", token, prov.APIKey, providerOrder(prov, h, ""))
+	ok(t, scan)
+	if code, out := env.Confirm(t, scan.Get("med_trans_id"), "123456"); code != 409 {
+		t.Fatalf("confirming a 扫码付 order before the scan: %d %v", code, out)
+	}
 
 	req := providerOrder(prov, h, payer, "pay_type", "3", "total_fee", "6500", "cash_fee", "1000", "insurance_fee", "5500",
 		"allow_fee_change", "1", "request_content", workedBill, "attach", "provider order")

@@ -170,6 +170,7 @@ func TestRefundIPAllowList(t *testing.T) {
 	if _, err := env.DB.SQL().Exec(`UPDATE merchants SET refund_ips = '10.0.0.0/8,192.0.2.7' WHERE id = $1`, h2.ID); err != nil {
 		t.Fatal(err)
 	}
+	env.Store.ForgetMerchant(h2.ID) // changed behind the Store's back
 	token := env.Token(t, h2)
 	id, _ := paidOrder(t, env, h2, token, "rf-ip", "employee")
 	bizFail(t, env.Call(t, "/payinsurance/refund", token, h2.APIKey, refundReq(h2, id, "IP1")), medpay.ErrRefundIP)

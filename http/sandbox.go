@@ -11,7 +11,7 @@ import (
 	"github.com/medpay/medpay/payment"
 )
 
-// Sandbox helper API (sandbox.md §3): JSON in, JSON out, only with --sandbox.
+// Sandbox helper API (docs/api/sandbox.md (沙箱辅助接口)): JSON in, JSON out, only with --sandbox.
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -117,13 +117,24 @@ func (s *Server) sandboxBind(w http.ResponseWriter, r *http.Request) {
 // sandboxConfirm is the payer's confirmation, through the same path as the payment page.
 func (s *Server) sandboxConfirm(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		PIN string `json:"pin"`
+		PIN    string `json:"pin"`
+		OpenID string `json:"openid"` // 扫码付: the payer who scanned the order's code
 	}
 	if err := decodeJSON(r, &req); err != nil {
-		writeJSON(w, http.StatusBadRequest, jsonError{Error: "Bad Request", Message: "body must be {\"pin\"}"})
+		writeJSON(w, http.StatusBadRequest, jsonError{Error: "Bad Request", Message: "body must be {\"pin\"} or {\"pin\",\"openid\"}"})
 		return
 	}
+	if req.OpenID != "" {
+		if _, err := s.payment.Identify(r.Context(), r.PathValue("id"), req.OpenID); err != nil {
+			s.jsonFail(w, r, statusFor(err), err)
+			return
+		}
+	}
 	o, err := s.payment.Confirm(r.Context(), r.PathValue("id"), req.PIN)
+	if errors.Is(err, payment.ErrNoPayer) {
+		writeJSON(w, http.StatusConflict, jsonError{Error: "Conflict", Message: "扫码付: name the payer who scanned the code with \"openid\""})
+		return
+	}
 	var pinErr *payment.PINError
 	if errors.As(err, &pinErr) {
 		writeJSON(w, http.StatusForbidden, map[string]any{"error": "Forbidden", "message": pinErr.Error(),
@@ -156,7 +167,7 @@ func (s *Server) sandboxConfirm(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// scenarioCashDeclined is the sandbox scenario whose payer's wallet declines (bureau.md §6).
+// scenarioCashDeclined is the sandbox scenario whose payer's wallet declines (docs/api/sandbox.md (场景)).
 const scenarioCashDeclined = "cash_declined"
 
 // sandboxPerson finds the test person with ID number idNo, or medpay.ErrNotFound.

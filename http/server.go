@@ -12,6 +12,7 @@ import (
 
 	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/payment"
+	"github.com/medpay/medpay/reconcile"
 	"github.com/medpay/medpay/sqlstore"
 )
 
@@ -34,6 +35,10 @@ type Config struct {
 	// (MetricsHandler). MetricsToken, when set, is the bearer token /metrics requires.
 	MetricsElsewhere bool
 	MetricsToken     string
+	// Register and CashMerchants check applications' 定点 codes and cash-channel merchant ids
+	// (apply.go); nil means the sandbox's format checks, or refusal outside the sandbox.
+	Register      medpay.InstitutionRegister
+	CashMerchants medpay.MerchantChecker
 }
 
 // Server is the platform's HTTP server.
@@ -45,6 +50,7 @@ type Server struct {
 	sandbox medpay.BureauSandbox
 	cities  []medpay.City
 	cash    Wallets
+	books   reconcile.CashBooks
 	cashAPI http.Handler
 	logger  *slog.Logger
 	now     func() time.Time
@@ -68,12 +74,14 @@ type Deps struct {
 	// page); nil when the bureau is not a simulator.
 	Sandbox medpay.BureauSandbox
 	// Cities are the coverage cities the bind page offers.
-	Cities   []medpay.City
-	Cash     Wallets
-	CashAPI  http.Handler // the simulated cash channel over APIv3, mounted at /cash in the sandbox
-	Logger   *slog.Logger
-	Now      func() time.Time
-	Registry *prometheus.Registry // metrics are registered here and served at /metrics
+	Cities []medpay.City
+	Cash   Wallets
+	// CashBooks is the cash channel's journal for reconciliation (cash.Books).
+	CashBooks reconcile.CashBooks
+	CashAPI   http.Handler // the simulated cash channel over APIv3, mounted at /cash in the sandbox
+	Logger    *slog.Logger
+	Now       func() time.Time
+	Registry  *prometheus.Registry // metrics are registered here and served at /metrics
 }
 
 // NewServer returns a server; it registers its metrics on d.Registry.
@@ -87,7 +95,7 @@ func NewServer(cfg Config, d Deps) *Server {
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, store: d.Store, payment: d.Payment, bureau: d.Bureau, sandbox: d.Sandbox, cities: d.Cities, cash: d.Cash, cashAPI: d.CashAPI,
+	s := &Server{cfg: cfg, store: d.Store, payment: d.Payment, bureau: d.Bureau, sandbox: d.Sandbox, cities: d.Cities, cash: d.Cash, books: d.CashBooks, cashAPI: d.CashAPI,
 		logger: d.Logger, now: d.Now, reg: d.Registry, metrics: newMetrics(d.Registry)}
 	s.handler = s.routes()
 	return s

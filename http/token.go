@@ -27,7 +27,7 @@ func secretMatches(m *medpay.Merchant, secretText string) bool {
 	return subtle.ConstantTimeCompare([]byte(secret.Hash(secretText)), []byte(m.SecretHash)) == 1
 }
 
-// cgiToken is GET /cgi-bin/token, the independent-mode token (wire-api.md §3.1).
+// cgiToken is GET /cgi-bin/token, the independent-mode token (docs/api/README.md (access_token)).
 func (s *Server) cgiToken(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -47,7 +47,11 @@ func (s *Server) cgiToken(w http.ResponseWriter, r *http.Request) {
 		fail(-1, "system error")
 		return
 	}
-	if !secretMatches(m, q.Get("secret")) {
+	if ok, err := s.secretValid(r.Context(), m, q.Get("secret")); err != nil {
+		s.logger.Error("token", "err", err)
+		fail(-1, "system error")
+		return
+	} else if !ok {
 		fail(40125, "invalid appsecret")
 		return
 	}
@@ -60,7 +64,7 @@ func (s *Server) cgiToken(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "expires_in": int(medpay.TokenTTL.Seconds())})
 }
 
-// providerToken is GET /payinsurance/gettoken, the service-provider token (wire-api.md §3.2).
+// providerToken is GET /payinsurance/gettoken, the service-provider token (docs/api/README.md (access_token, service providers)).
 func (s *Server) providerToken(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	rid := requestID(r.Context())
@@ -85,7 +89,13 @@ func (s *Server) providerToken(w http.ResponseWriter, r *http.Request) {
 		w.Write(m.Bytes())
 	}
 	prov, err := s.store.MerchantByAppID(r.Context(), q.Get("appid"))
-	if err != nil || prov.Kind != medpay.KindProvider || !secretMatches(prov, q.Get("secret")) {
+	if err == nil && prov.Kind == medpay.KindProvider {
+		var ok bool
+		if ok, err = s.secretValid(r.Context(), prov, q.Get("secret")); err == nil && !ok {
+			err = medpay.ErrNotFound
+		}
+	}
+	if err != nil || prov.Kind != medpay.KindProvider {
 		bizFail(medpay.ErrBadSecret)
 		return
 	}

@@ -89,7 +89,7 @@ func (c *Client) Identify(ctx context.Context, id medpay.Identity) (*medpay.Insu
 		Insutype: ans.Insutype, PsnType: ans.PsnType, Status: status}, nil
 }
 
-// classLevel is chrgitmLv of an item class (bureau.md §2).
+// classLevel is chrgitmLv of an item class (docs/api/bureau.md (request_content)).
 var classLevel = map[string]string{fee.ClassA: "01", fee.ClassB: "02", fee.ClassC: "03"}
 
 // UploadDataOf writes a bill as 6201's data: the items of request_content become feedetailList.
@@ -274,7 +274,7 @@ func (c *Client) AuthURL(redirectURI, state, scope string) string {
 
 // ---- the simulated bureau's sandbox API (plain JSON, not enveloped) ----
 
-// SandboxPerson is a test person as GET <bureau>/sandbox/persons lists it (sandbox.md §3).
+// SandboxPerson is a test person as GET <bureau>/sandbox/persons lists it (docs/api/sandbox.md (沙箱辅助接口)).
 type SandboxPerson struct {
 	PsnNo    string `json:"psn_no"`
 	Name     string `json:"name"`

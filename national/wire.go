@@ -131,7 +131,7 @@ type UploadAnswer struct {
 	PreselfpayAmt   string `json:"preselfpayAmt,omitempty"`
 	FulamtOwnpayAmt string `json:"fulamtOwnpayAmt,omitempty"`
 	ActPayDedc      string `json:"actPayDedc,omitempty"`
-	// RespContent is the calculation detail in the platform's response_content form (bureau.md
+	// RespContent is the calculation detail in the platform's response_content form (docs/api/bureau.md
 	// §4, fen) (medpay).
 	RespContent string `json:"respContent,omitempty"`
 }

@@ -1,5 +1,5 @@
 // Package notify is the transactional outbox of the notifications sent to the hospitals'
-// notify_url (wire-api.md §6) and the worker that delivers them.
+// notify_url (docs/api/notifications.md) and the worker that delivers them.
 //
 // A notification is written by Enqueue inside the transaction of the state change that causes it,
 // so both commit together. A Worker claims due rows in batches under a lease (FOR UPDATE SKIP
@@ -33,7 +33,7 @@ const (
 	StateDead      = "dead"
 )
 
-// Schedule is the wait after each failed attempt (wire-api.md §6): the first attempt is made at
+// Schedule is the wait after each failed attempt (docs/api/notifications.md): the first attempt is made at
 // once, the next ones after these gaps, so MaxAttempts in all.
 var Schedule = [...]time.Duration{
 	15 * time.Second, 15 * time.Second, 30 * time.Second,

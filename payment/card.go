@@ -36,7 +36,7 @@ func (s *Service) BindCard(ctx context.Context, appid, openid string, id medpay.
 	return b, nil
 }
 
-// BindLinkTTL is the validity of a card-binding link (wire-api.md §4.8).
+// BindLinkTTL is the validity of a card-binding link (docs/api/cards.md (getbindurl)).
 const BindLinkTTL = 10 * time.Minute
 
 // ErrLinkUnusable means a bind link was used, has expired, or was burnt by failed attempts.

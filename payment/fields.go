@@ -7,7 +7,7 @@ import (
 	"github.com/medpay/medpay/wire"
 )
 
-// SetOrderFields writes an order's query fields (wire-api.md §4.2) into m: the body of
+// SetOrderFields writes an order's query fields (docs/api/orders.md (queryorder)) into m: the body of
 // queryorder, micropay and PAY notifications.
 func SetOrderFields(m *wire.Message, o *medpay.Order) {
 	set := func(k, v string) {
@@ -46,7 +46,7 @@ func SetOrderFields(m *wire.Message, o *medpay.Order) {
 	set("insurance_order_id", o.InsuranceOrderID)
 	set("cash_order_id", o.CashOrderID)
 	set("response_content", o.ResponseContent)
-	// In full: the hospital is an authorised party and passes it on (wire-api.md §4.2).
+	// In full: the hospital is an authorised party and passes it on (docs/api/orders.md (queryorder)).
 	set("medical_card_id", o.CardNo)
 }
 

@@ -11,7 +11,7 @@ import (
 	"github.com/medpay/medpay/sqlstore"
 )
 
-// 刷码付 (micropay, wire-api.md §4.6): the institution scans the payer's payment code and the
+// 刷码付 (micropay, docs/api/orders.md (micropay)): the institution scans the payer's payment code and the
 // platform places the order and settles it at once, with the same saga as the payer's PIN
 // confirmation. Above the no-PIN limit the order waits for the payer to confirm with the PIN.
 

@@ -50,7 +50,7 @@ func (s *Service) Refund(ctx context.Context, req *RefundRequest) (*medpay.Refun
 	return s.advanceRefund(ctx, r)
 }
 
-// newRefund decides a refund's amounts from the order and its earlier refunds (wire-api.md §4.4).
+// newRefund decides a refund's amounts from the order and its earlier refunds (docs/api/refunds.md (refund)).
 func (s *Service) newRefund(o *medpay.Order, prior []*medpay.Refund, req *RefundRequest, fp string) (*medpay.Refund, error) {
 	if o.State != medpay.StateSuccess && o.State != medpay.StateRefund {
 		return nil, medpay.Errorf(medpay.ErrRefundExceeds, "order is %s: only a paid order can be refunded", o.State)
@@ -307,7 +307,7 @@ func orderRefunded(r *medpay.Refund) *sqlstore.OrderMove {
 	return m
 }
 
-// SetRefundFields writes a refund's fields (wire-api.md §4.4–4.5).
+// SetRefundFields writes a refund's fields (docs/api/refunds.md).
 func SetRefundFields(m *wire.Message, o *medpay.Order, r *medpay.Refund) {
 	m.Set("med_refund_id", r.MedRefundID)
 	m.Set("hosp_out_refund_no", r.HospOutRefund)
@@ -321,7 +321,7 @@ func SetRefundFields(m *wire.Message, o *medpay.Order, r *medpay.Refund) {
 	}
 	m.Set("med_refund_state", r.State)
 	// A leg the refund does not have is left out; cash_refund_stauts repeats the cash status
-	// under the misspelt name real clients read (wire-api.md §4.5).
+	// under the misspelt name real clients read (docs/api/refunds.md (queryrefund)).
 	if r.CashStatus != medpay.RefundLegNone {
 		m.Set("cash_refund_status", r.CashStatus)
 		m.Set("cash_refund_stauts", r.CashStatus)

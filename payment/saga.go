@@ -63,6 +63,9 @@ func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.
 	if err != nil || o.State != medpay.StateNotPay {
 		return o, err // already paid: the payer sees the result again
 	}
+	if !HasPayer(o) {
+		return o, ErrNoPayer // 扫码付: Identify first
+	}
 	if s.Gateway == nil || s.SandboxPay == nil || (o.InsuranceFee > 0 && s.Sandbox == nil) {
 		return nil, errors.New("payment: the sandbox confirmation needs the sandbox bureau and cash channel")
 	}

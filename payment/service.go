@@ -104,7 +104,7 @@ func Fingerprint(fields map[string]string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// checkAmounts applies the pay_type rules of wire-api.md §4.1.
+// checkAmounts applies the pay_type rules of docs/api/orders.md (unifiedorder).
 func checkAmounts(r *PlaceRequest) error {
 	switch r.PayType {
 	case medpay.PayCash:
@@ -193,7 +193,7 @@ func (s *Service) Place(ctx context.Context, r *PlaceRequest) (*medpay.Order, er
 		o.Step, o.StatusDesc = StepScanned, "等待用户确认支付"
 	}
 	o.LoadFields()
-	if r.PayType != medpay.PayCash {
+	if r.PayType != medpay.PayCash && HasPayer(o) { // 扫码付: at the scan (Identify)
 		if err := s.preSettle(ctx, r, o); err != nil {
 			return nil, err
 		}
@@ -221,7 +221,7 @@ func setLegs(o *medpay.Order) {
 	}
 }
 
-// preSettle asks the bureau for the split and applies the allow_fee_change rule (wire-api.md §4.1).
+// preSettle asks the bureau for the split and applies the allow_fee_change rule (docs/api/orders.md (unifiedorder)).
 func (s *Service) preSettle(ctx context.Context, r *PlaceRequest, o *medpay.Order) error {
 	appid, openid := o.Payer()
 	b, err := s.Store.BindingFor(ctx, appid, openid)
@@ -302,7 +302,7 @@ func bureauError(err error) error {
 	return fmt.Errorf("bureau pre-settlement: %w", err) // 599: the hospital retries
 }
 
-// Close closes a NOTPAY order (wire-api.md §4.3).
+// Close closes a NOTPAY order (docs/api/orders.md (closeorder)).
 func (s *Service) Close(ctx context.Context, o *medpay.Order) (*medpay.Order, error) {
 	for conflicts := 0; ; conflicts++ {
 		if conflicts > MaxConflicts {

@@ -109,22 +109,13 @@ func (s *Store) BeginPIN(ctx context.Context, payer, medTransID string, orderEnd
 		}
 		failures := make([]int, len(keys))
 		for i, k := range keys {
+			// One statement creates or locks the row and reads it: a separate insert and select
+			// would let a concurrent right PIN delete the row in between.
 			var until int64
-			// A success deleting the row may commit between the insert and the read (PostgreSQL,
-			// read committed): insert again.
-			for try := 0; ; try++ {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO pin_failures (payer, failures, blocked_until, updated_at)
-					VALUES ($1, 0, 0, $2) ON CONFLICT (payer) DO NOTHING`, k.key, ms(now)); err != nil {
-					return err
-				}
-				err := tx.QueryRowContext(ctx, `SELECT failures, blocked_until FROM pin_failures WHERE payer = $1`+s.db.LockRow(),
-					k.key).Scan(&failures[i], &until)
-				if err == nil {
-					break
-				}
-				if !errors.Is(err, sql.ErrNoRows) || try >= 3 {
-					return err
-				}
+			if err := tx.QueryRowContext(ctx, `INSERT INTO pin_failures (payer, failures, blocked_until, updated_at)
+				VALUES ($1, 0, 0, $2) ON CONFLICT (payer) DO UPDATE SET updated_at = pin_failures.updated_at
+				RETURNING failures, blocked_until`, k.key, ms(now)).Scan(&failures[i], &until); err != nil {
+				return err
 			}
 			if until > ms(now) {
 				a.Refused, a.BlockedUntil = true, fromMS(until)

@@ -186,6 +186,22 @@ func TestConformancePINConcurrent(t *testing.T) {
 			if got := allowed("p2", func(i int) string { return fmt.Sprint("M", i) }); got != sqlstore.MaxPINFailures {
 				t.Errorf("many orders: %d PINs checked, want %d", got, sqlstore.MaxPINFailures)
 			}
+			// Attempts racing right PINs that clear the counts: every attempt is answered.
+			var wg sync.WaitGroup
+			for i := 0; i < 40; i++ {
+				wg.Go(func() {
+					var err error
+					if i%2 == 0 {
+						_, err = stores[i%4/2].BeginPIN(context.Background(), "p3", "M3", t0.Add(time.Hour), t0)
+					} else {
+						err = stores[i%4/2].PINSucceeded(context.Background(), "p3", "M3")
+					}
+					if err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
 		})
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -42,8 +41,9 @@ type DB struct {
 	dsn     string
 
 	// SQLite has one writer; serialising writers in-process avoids busy waits between our own
-	// connections (other processes are handled by busy_timeout and BEGIN IMMEDIATE).
-	writeMu sync.Mutex
+	// connections (other processes are handled by busy_timeout and BEGIN IMMEDIATE). The queue
+	// also lets one transaction carry many writers' work (group.go).
+	group *group
 }
 
 // IsPostgres reports whether dsn selects PostgreSQL.
@@ -80,6 +80,7 @@ func OpenBare(ctx context.Context, dsn string) (*DB, error) {
 		}
 	} else {
 		db.dialect = SQLite
+		db.group = newGroup()
 		if err := createPrivate(sqlitePath(dsn)); err != nil {
 			return nil, err
 		}
@@ -192,12 +193,17 @@ const maxTxAttempts = 10
 
 // WriteTx runs fn in a write transaction, retrying it from the start when the engine reports a
 // serialization failure, a deadlock or a busy database. fn must therefore be safe to run again:
-// it may not have effects outside the transaction.
+// it may not have effects outside the transaction. On SQLite it may share its transaction with
+// other callers' (group commit), each inside its own savepoint; it returns only once its
+// outcome is committed or has failed.
 func (db *DB) WriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	if db.dialect == SQLite {
-		db.writeMu.Lock()
-		defer db.writeMu.Unlock()
+	if db.group != nil {
+		return db.groupWriteTx(ctx, fn)
 	}
+	return db.retryTx(ctx, fn)
+}
+
+func (db *DB) retryTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	var err error
 	for attempt := 0; attempt < maxTxAttempts; attempt++ {
 		if attempt > 0 {
@@ -225,6 +231,12 @@ func (db *DB) tryTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
+	}
+	if db.group != nil && db.group.failCommit != nil {
+		if err := db.group.failCommit(1); err != nil {
+			tx.Rollback()
+			return err
+		}
 	}
 	return tx.Commit()
 }

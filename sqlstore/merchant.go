@@ -18,10 +18,29 @@ type Store struct {
 	box *secret.Box
 	// Now is the clock that stamps rows (updated_at, authorisations); time.Now by default.
 	Now func() time.Time
+
+	// Every authenticated call reads its token and merchant; see CacheTTL for the bound.
+	tokens    *ttlCache[cachedToken]
+	merchants *ttlCache[*medpay.Merchant] // by "appid:" and "mch_id:" keys; never handed out
 }
 
 // NewStore returns a Store over db sealing API keys with box.
-func NewStore(db *DB, box *secret.Box) *Store { return &Store{db: db, box: box, Now: time.Now} }
+func NewStore(db *DB, box *secret.Box) *Store {
+	return &Store{db: db, box: box, Now: time.Now,
+		tokens: newTTLCache[cachedToken](CacheTTL), merchants: newTTLCache[*medpay.Merchant](CacheTTL)}
+}
+
+// ForgetMerchant drops this Store's cached copies of merchant id, so that its next lookups read
+// the row. Code that changes a merchants row calls it after the commit; so does anything that
+// changes the row behind the Store's back (SQL run by hand, tests), otherwise this process sees the
+// change up to CacheTTL later, as other processes do.
+func (s *Store) ForgetMerchant(id int64) {
+	s.merchants.forget(func(m *medpay.Merchant) bool { return m.ID == id })
+}
+
+// Box is the box sealing the store's secrets, for components that keep sealed values of their own
+// in the same database (the sandbox's cash channel) under the same server key.
+func (s *Store) Box() *secret.Box { return s.box }
 
 // DB returns the underlying database.
 func (s *Store) DB() *DB { return s.db }
@@ -33,18 +52,20 @@ func (s *Store) CreateMerchant(ctx context.Context, m *medpay.Merchant) error {
 	if len(m.APIKey) != 32 {
 		return fmt.Errorf("api key must be 32 characters")
 	}
-	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `INSERT INTO merchants
-			(kind, name, appid, mch_id, secret_hash, api_key_enc, cities, level, refund_ips, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
-			m.Kind, m.Name, m.AppID, m.MchID, m.SecretHash, s.box.Seal(m.APIKey),
-			strings.Join(m.Cities, ","), m.Level, strings.Join(m.RefundIPs, ","), ms(m.CreatedAt),
-		).Scan(&m.ID)
-		if isUniqueViolation(err) {
-			return medpay.ErrConflict
-		}
-		return err
-	})
+	return s.db.WriteTx(ctx, func(tx *sql.Tx) error { return s.insertMerchant(ctx, tx, m) })
+}
+
+func (s *Store) insertMerchant(ctx context.Context, tx *sql.Tx, m *medpay.Merchant) error {
+	err := tx.QueryRowContext(ctx, `INSERT INTO merchants
+		(kind, name, appid, mch_id, secret_hash, api_key_enc, cities, level, refund_ips, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+		m.Kind, m.Name, m.AppID, m.MchID, m.SecretHash, s.box.Seal(m.APIKey),
+		strings.Join(m.Cities, ","), m.Level, strings.Join(m.RefundIPs, ","), ms(m.CreatedAt),
+	).Scan(&m.ID)
+	if isUniqueViolation(err) {
+		return medpay.ErrConflict
+	}
+	return err
 }
 
 const merchantColumns = `id, kind, name, appid, mch_id, secret_hash, api_key_enc, cities, level, refund_ips, created_at`
@@ -77,14 +98,31 @@ func splitList(s string) []string {
 	return strings.Split(s, ",")
 }
 
-// MerchantByAppID returns the merchant with appid, or medpay.ErrNotFound.
+// MerchantByAppID returns the merchant with appid, or medpay.ErrNotFound. It may be up to
+// CacheTTL old.
 func (s *Store) MerchantByAppID(ctx context.Context, appid string) (*medpay.Merchant, error) {
-	return s.merchantWhere(ctx, `appid = $1`, appid)
+	return s.cachedMerchant(ctx, "appid:"+appid, `appid = $1`, appid)
 }
 
-// MerchantByMchID returns the merchant with mch_id, or medpay.ErrNotFound.
+// MerchantByMchID returns the merchant with mch_id, or medpay.ErrNotFound. It may be up to
+// CacheTTL old.
 func (s *Store) MerchantByMchID(ctx context.Context, mchID string) (*medpay.Merchant, error) {
-	return s.merchantWhere(ctx, `mch_id = $1`, mchID)
+	return s.cachedMerchant(ctx, "mch_id:"+mchID, `mch_id = $1`, mchID)
+}
+
+func (s *Store) cachedMerchant(ctx context.Context, key, where, arg string) (*medpay.Merchant, error) {
+	if m, ok := s.merchants.get(key); ok {
+		c := *m // the caller may change its copy (not the shared Cities and RefundIPs)
+		return &c, nil
+	}
+	start := s.merchants.now()
+	m, err := s.merchantWhere(ctx, where, arg)
+	if err != nil {
+		return nil, err
+	}
+	c := *m
+	s.merchants.put(key, &c, start)
+	return m, nil
 }
 
 // MerchantByID returns the merchant with id, or medpay.ErrNotFound.
@@ -120,7 +158,7 @@ func (s *Store) IsAuthorized(ctx context.Context, providerID, merchantID int64) 
 // CreateToken stores t. Older tokens of the same scope stay valid for the overlap window only.
 func (s *Store) CreateToken(ctx context.Context, t *medpay.Token) error {
 	overlapEnd := ms(t.IssuedAt.Add(medpay.TokenOverlap))
-	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE access_tokens SET expires_at = $1
 			WHERE appid = $2 AND sub_appid = $3 AND expires_at > $1`, overlapEnd, t.AppID, t.SubAppID); err != nil {
 			return err
@@ -133,10 +171,39 @@ func (s *Store) CreateToken(ctx context.Context, t *medpay.Token) error {
 			VALUES ($1, $2, $3, $4, $5)`, t.Hash, t.AppID, t.SubAppID, ms(t.IssuedAt), ms(t.ExpiresAt))
 		return err
 	})
+	if err == nil {
+		s.tokens.forget(func(old cachedToken) bool { return old.AppID == t.AppID && old.SubAppID == t.SubAppID })
+	}
+	return err
 }
 
 // TokenByHash returns the token with hash if it is valid at now.
+//
+// A token row never changes except that issuing a newer one for its scope cuts its expiry to
+// TokenOverlap after that issue. A copy cached for CacheTTL, far shorter than TokenOverlap,
+// therefore never outlives the cut: this process forgets its copies when it issues, and a copy
+// read before another process issued expires long before the cut expiry is reached. The age is
+// also measured on the caller's clock, so that a clock moved forward (tests) is honoured too.
 func (s *Store) TokenByHash(ctx context.Context, hash string, now time.Time) (*medpay.Token, error) {
+	if c, ok := s.tokens.get(hash); ok && c.ExpiresAt.After(now) && !now.Before(c.readAt) && now.Sub(c.readAt) < CacheTTL {
+		t := c.Token
+		return &t, nil
+	}
+	start := s.tokens.now()
+	t, err := s.tokenByHash(ctx, hash, now)
+	if err != nil {
+		return nil, err
+	}
+	s.tokens.put(hash, cachedToken{*t, now}, start)
+	return t, nil
+}
+
+type cachedToken struct {
+	medpay.Token
+	readAt time.Time // the caller's now when read
+}
+
+func (s *Store) tokenByHash(ctx context.Context, hash string, now time.Time) (*medpay.Token, error) {
 	var t medpay.Token
 	var issued, expires int64
 	err := s.db.sql.QueryRowContext(ctx, `SELECT hash, appid, sub_appid, issued_at, expires_at FROM access_tokens

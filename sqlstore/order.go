@@ -294,3 +294,34 @@ func (s *Store) OrderLedger(ctx context.Context, orderID int64) (map[string]int6
 	}
 	return out, rows.Err()
 }
+
+// SetPayer records the payer of an order placed without one (扫码付: whoever scans its code) and
+// the figures (and the bureau's upload) of the pre-settlement made for them, if the row still has o.Version
+// (compare-and-swap: of two payers scanning at once, one wins). It writes o's fields (where the
+// payer's openid is) and its split.
+func (s *Store) SetPayer(ctx context.Context, o *medpay.Order) error {
+	if err := o.CheckSplit(); err != nil {
+		return err
+	}
+	fields, err := json.Marshal(s.sealFields(o.Fields))
+	if err != nil {
+		return err
+	}
+	now := s.Now()
+	err = s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE orders SET fields = $1, pay_type = $2, cash_fee = $3, insurance_fee = $4,
+			hifp_pay = $5, acct_pay = $6, cash_status = $7, insurance_status = $8, psn_no = $9, card_no = $10,
+			response_content = $11, updated_at = $12, pay_ord_id = $15, pay_token = $16, pay_auth_no = $17,
+			version = version + 1
+			WHERE id = $13 AND version = $14 AND state = 'NOTPAY'`,
+			string(fields), o.PayType, o.CashFee, o.InsuranceFee, o.HifpPay, o.AcctPay, o.CashStatus, o.InsuranceStatus,
+			o.PsnNo, s.seal(o.CardNo), o.ResponseContent, ms(now), o.ID, o.Version,
+			o.PayOrdID, o.PayToken, s.sealOptional(o.PayAuthNo))
+		return swapped(res, err)
+	})
+	if err == nil {
+		o.Version++
+		o.UpdatedAt = now
+	}
+	return err
+}

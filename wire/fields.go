@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -19,7 +20,7 @@ const timeLayout = "20060102150405"
 // FormatTime formats t as yyyyMMddHHmmss in CST.
 func FormatTime(t time.Time) string { return t.In(CST).Format(timeLayout) }
 
-// FieldError is a protocol-level field error; Error() is the exact return_msg reason of §1.
+// FieldError is a protocol-level field error; Error() is the exact return_msg reason (docs/api/errors.md).
 type FieldError struct {
 	Field   string
 	Missing bool // required and absent or empty; otherwise the value is invalid
@@ -73,6 +74,7 @@ func (f *Fields) get(name string, required bool) (string, bool) {
 // String reads a text field of at most maxLen characters (runes); maxLen <= 0 means no limit.
 // Invalid UTF-8 is invalid.
 func (f *Fields) String(name string, maxLen int, required bool) string {
+	f.trace(FieldSpec{Name: name, Type: "String", MaxLen: maxLen, Required: required})
 	v, ok := f.get(name, required)
 	if !ok {
 		return ""
@@ -109,6 +111,7 @@ func (f *Fields) Uint8(name string, required bool) int {
 }
 
 func (f *Fields) uint(name string, required bool, limit int64) (int64, bool) {
+	f.trace(FieldSpec{Name: name, Type: "Int", Max: limit, Required: required})
 	v, ok := f.get(name, required)
 	if !ok {
 		return 0, false
@@ -133,6 +136,7 @@ func isDigits(s string) bool {
 
 // Enum reads a field that must be one of allowed (exact, case-sensitive).
 func (f *Fields) Enum(name string, required bool, allowed ...string) string {
+	f.trace(FieldSpec{Name: name, Type: "Enum", Required: required, Values: allowed})
 	v, ok := f.get(name, required)
 	if !ok {
 		return ""
@@ -147,6 +151,7 @@ func (f *Fields) Enum(name string, required bool, allowed ...string) string {
 // Time reads a yyyyMMddHHmmss time in CST (exactly 14 digits, a real calendar time).
 // It returns the zero time and false when the field is absent or invalid.
 func (f *Fields) Time(name string, required bool) (time.Time, bool) {
+	f.trace(FieldSpec{Name: name, Type: "Time", MaxLen: len(timeLayout), Required: required})
 	v, ok := f.get(name, required)
 	if !ok {
 		return time.Time{}, false
@@ -158,4 +163,34 @@ func (f *Fields) Time(name string, required bool) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return t, true
+}
+
+// FieldSpec is what a reader declares about a field as it reads it. The API reference's request
+// tables are generated from them (http's apidoc test), so the document cannot drift from the
+// checks.
+type FieldSpec struct {
+	Name     string
+	Type     string   // String, Int, Enum or Time
+	MaxLen   int      // String: characters (0: no limit); Time: 14
+	Max      int64    // Int: largest value
+	Required bool     // absent or empty is "needed"
+	Values   []string // Enum: the values allowed
+}
+
+var fieldTrace atomic.Pointer[func(*Message, FieldSpec)]
+
+// TraceFields makes every reader report the field it reads, with the message read, to fn; nil
+// stops it. It serves the generator of the API reference; nothing else sets it.
+func TraceFields(fn func(m *Message, s FieldSpec)) {
+	if fn == nil {
+		fieldTrace.Store(nil)
+		return
+	}
+	fieldTrace.Store(&fn)
+}
+
+func (f *Fields) trace(s FieldSpec) {
+	if fn := fieldTrace.Load(); fn != nil {
+		(*fn)(f.m, s)
+	}
 }

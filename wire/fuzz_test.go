@@ -52,7 +52,7 @@ var xmlName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 // and changing one value, or the key, makes Verify fail.
 //
 // fieldList is "name=value" pairs separated by NUL (a value may hold '=', '&', newlines...).
-// Seeds: testdata/fuzz/FuzzCanonical, including the §2 vectors.
+// Seeds: testdata/fuzz/FuzzCanonical, including the signing vectors.
 func FuzzCanonical(f *testing.F) {
 	f.Add(key2, "appid=wx0000000000000001\x00cash_fee=0\x00insurance_fee=100", false)
 	f.Fuzz(func(t *testing.T, key, fieldList string, hmac bool) {

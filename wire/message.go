@@ -1,11 +1,9 @@
-// Package wire is the XML envelope and the signatures of the open API (wire-api.md §1 and §2):
+// Package wire is the XML envelope and the signatures of the open API (docs/api/README.md (transport, signing)):
 // decoding and encoding <xml> documents, signing and verifying them, and reading typed fields
 // with the exact protocol error texts. It does no HTTP and no storage.
 package wire
 
 import (
-	"bytes"
-	"encoding/xml"
 	"errors"
 	"io"
 	"slices"
@@ -13,10 +11,10 @@ import (
 	"unicode/utf8"
 )
 
-// MaxBodySize is the largest request body accepted (§1: bodies above 64 KiB are refused).
+// MaxBodySize is the largest request body accepted (docs/api/README.md: bodies above 64 KiB are refused).
 const MaxBodySize = 64 << 10
 
-// The error texts are the protocol return_msg reasons of §1, so callers can use Error() as is.
+// The error texts are the protocol return_msg reasons (docs/api/errors.md), so callers can use Error() as is.
 var (
 	ErrMalformed = errors.New("XML格式错误")
 	ErrTooLarge  = errors.New("请求体过大")
@@ -91,68 +89,6 @@ func Decode(r io.Reader) (*Message, error) {
 		return nil, ErrTooLarge
 	}
 	return decode(data)
-}
-
-// Where decode is in the document.
-const (
-	beforeRoot = iota
-	inRoot
-	inField
-	afterRoot
-)
-
-// decode parses without a size limit (the fuzz test re-decodes encoder output, which can be
-// larger than its input).
-func decode(data []byte) (*Message, error) {
-	// Windows clients sometimes send a BOM; encoding/xml would see it as text before the root.
-	data = bytes.TrimPrefix(data, []byte("\uFEFF"))
-	d := xml.NewDecoder(bytes.NewReader(data)) // Strict, no custom entities: only the built-ins
-	m := NewMessage()
-	state := beforeRoot
-	var name string
-	var val []byte
-	for {
-		tok, err := d.Token()
-		if err == io.EOF && state == afterRoot {
-			return m, nil
-		}
-		if err != nil { // includes EOF before </xml>: truncated or empty
-			return nil, ErrMalformed
-		}
-		switch t := tok.(type) {
-		case xml.ProcInst:
-			if state != beforeRoot || t.Target != "xml" {
-				return nil, ErrMalformed
-			}
-		case xml.Directive: // DOCTYPE, ENTITY...: never needed, and a door to entity tricks
-			return nil, ErrMalformed
-		case xml.Comment:
-		case xml.StartElement:
-			switch {
-			case state == beforeRoot && t.Name == xml.Name{Local: "xml"}:
-				state = inRoot
-			case state == inRoot && t.Name.Space == "" && !m.Has(t.Name.Local):
-				name, val, state = t.Name.Local, val[:0], inField
-			default: // wrong root, namespaced or duplicate field, nested element, second root
-				return nil, ErrMalformed
-			}
-		case xml.EndElement: // encoding/xml has already checked it matches
-			switch state {
-			case inField: // encoding/xml has rejected invalid UTF-8 and non-XML characters
-				m.keys = append(m.keys, name)
-				m.vals[name] = string(val)
-				state = inRoot
-			case inRoot:
-				state = afterRoot
-			}
-		case xml.CharData:
-			if state == inField {
-				val = append(val, t...)
-			} else if !isSpace(t) {
-				return nil, ErrMalformed
-			}
-		}
-	}
 }
 
 func isSpace(b []byte) bool {

@@ -13,7 +13,7 @@ import (
 	"strings"
 )
 
-// Values of the sign_type field (§2).
+// Values of the sign_type field (docs/api/README.md, signing).
 const (
 	SignTypeMD5        = "MD5"
 	SignTypeHMACSHA256 = "HMAC-SHA256"
@@ -23,7 +23,7 @@ const (
 // (matched exactly, case included).
 var ErrSignType = errors.New("sign_type is invalid")
 
-// CanonicalString is the string signed under §2: every field but "sign" whose value is not
+// CanonicalString is the string signed (docs/api/README.md, signing): every field but "sign" whose value is not
 // empty ("0" is kept), sorted byte-wise by name, name=value joined with "&" (raw values),
 // then "&key=" + key.
 func CanonicalString(m *Message, key string) string {

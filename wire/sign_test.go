@@ -21,7 +21,7 @@ func msg(kv ...string) *Message {
 	return m
 }
 
-// row1 and row2 are the test vectors of wire-api.md §2, fields deliberately out of order.
+// row1 and row2 are the test vectors of docs/api/README.md (signing), fields deliberately out of order.
 func row1() *Message {
 	return msg("nonce_str", "ibuaiVcKdpRxkhJA", "mch_id", "10000100", "device_info", "1000",
 		"body", "test", "appid", "wxd930ea5d5a258f4f")

@@ -56,7 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) *Harness) {
 
 var ctx = context.Background()
 
-// workedBill is the bill of bureau.md §2: 65.00 元, at a level-3 hospital in 深圳 an employee's
+// workedBill is the bill of docs/api/bureau.md (request_content): 65.00 元, at a level-3 hospital in 深圳 an employee's
 // split is hifp 32.07, account 32.93.
 const workedBill = `{"med_type":"11","dept_name":"内科","acct_used":true,"items":[
 {"code":"250101001","name":"血常规","class":"A","price":2500,"qty":1},

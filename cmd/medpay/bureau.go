@@ -22,7 +22,7 @@ import (
 )
 
 // medpay bureau serve|institution create: the simulated bureau as its own process, with its own
-// database, speaking the national protocol (national.md, sandbox.md §4).
+// database, speaking the national protocol (national.md, docs/api/sandbox.md).
 func runBureau(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	switch {
 	case len(args) > 0 && args[0] == "serve":

@@ -40,9 +40,21 @@ func runCash(ctx context.Context, args []string, getenv func(string) string, std
 	return errors.New("unknown cash command")
 }
 
+// channelKey is the key sealing a channel served alone: given, or kept in a file beside its
+// SQLite database (made at the first start).
+func channelKey(dsn, given string) ([]byte, error) {
+	if given != "" {
+		return secret.ParseKey(given)
+	}
+	if sqlstore.IsPostgres(dsn) {
+		return nil, errors.New("--server-key (MEDPAY_SERVER_KEY) is required with PostgreSQL: 64 hex characters, e.g. from `openssl rand -hex 32`")
+	}
+	return secret.LoadOrCreateKeyFile(keyFile(dsn))
+}
+
 // openChannel opens the channel's own database (without the platform's schema) and the channel.
 func openChannel(ctx context.Context, dsn, serverKey string, logger *slog.Logger) (*cash.Channel, *sqlstore.DB, error) {
-	key, err := loadServerKey(dsn, serverKey)
+	key, err := channelKey(dsn, serverKey)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -233,17 +245,8 @@ func (f *cashGatewayFlags) gateway() (*wxpay.Client, error) {
 
 // sandboxCashChannel is the simulated channel on the platform's database, served at
 // <base-url>/cash in sandbox mode.
-func sandboxCashChannel(ctx context.Context, db *sqlstore.DB, dsn, serverKey string, now func() time.Time, logger *slog.Logger) (*cash.Channel, *secret.Box, error) {
-	key, err := loadServerKey(dsn, serverKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	box, err := secret.NewBox(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	ch, err := cash.NewChannel(ctx, db, box, cash.Options{Now: now, Logger: logger, AllowPrivate: true})
-	return ch, box, err
+func sandboxCashChannel(ctx context.Context, db *sqlstore.DB, box *secret.Box, now func() time.Time, logger *slog.Logger) (*cash.Channel, error) {
+	return cash.NewChannel(ctx, db, box, cash.Options{Now: now, Logger: logger, AllowPrivate: true})
 }
 
 // cashAPI is ch's handler, or nil without a channel.

@@ -292,12 +292,11 @@ func TestKillMidPayment(t *testing.T) {
 		resp, err := postJSON(p.url, "/sandbox/orders/"+ids[i]+"/confirm", `{"pin":"123456"}`)
 		if err == nil {
 			// The channel's TRANSACTION.SUCCESS callback may have carried the saga on in another
-			// request, the confirmation answering "paying": the process dies all the same.
+			// request, which meets the fault point while this one answers: the process dies all
+			// the same (waitKilled), and recovery must finish the order.
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if !strings.Contains(string(b), `"USERPAYING"`) {
-				t.Fatalf("%s/%s: the confirmation was answered; the process should have died: %s", tc.point, tc.scenario, b)
-			}
+			t.Logf("%s/%s: answered before the kill: %s", tc.point, tc.scenario, b)
 		}
 		p.waitKilled(t)
 

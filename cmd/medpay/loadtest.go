@@ -51,7 +51,7 @@ type loadConfig struct {
 }
 
 func runLoadtest(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("loadtest", stderr)
+	fs := newFlags("loadtest", stdout)
 	api := addAPIFlags(fs)
 	mode := fs.String("mode", modeOrder, "unifiedorder, queryorder or cycle (order + sandbox confirm + notification)")
 	clients := fs.Int("c", 32, "closed model: concurrent clients")
@@ -62,7 +62,7 @@ func runLoadtest(ctx context.Context, args []string, getenv func(string) string,
 	serverKey := fs.String("server-key", "", "with --db: the server key (default: the file beside the SQLite database)")
 	notifyAddr := fs.String("notify-addr", "127.0.0.1:0", "cycle mode: address of the built-in notify receiver (must be reachable from the server)")
 	timeout := fs.Duration("timeout", 30*time.Second, "per request")
-	serverPID := fs.Int("server-pid", 0, "a local server's process id: report its peak memory (VmHWM)")
+	serverPID := fs.Int("server-pid", 0, "a local server's process id: report its peak memory (VmHWM) and CPU time per request")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -83,7 +83,7 @@ func runLoadtest(ctx context.Context, args []string, getenv func(string) string,
 		m := &medpay.Merchant{Kind: medpay.KindHospital, Name: "压测医院" + secret.RandomString(4, "0123456789"),
 			Cities: []string{"440300"}, Level: 3}
 		var buf strings.Builder
-		if err := createMerchant(ctx, *dsn, *serverKey, m, true, &buf); err != nil {
+		if err := createMerchant(ctx, *dsn, *serverKey, m, "json", &buf); err != nil {
 			return fmt.Errorf("provision a hospital: %w", err)
 		}
 		if err := json.Unmarshal([]byte(buf.String()), &cfg.creds); err != nil {
@@ -123,6 +123,7 @@ type loadReport struct {
 	NotifyLag   *percentiles   `json:"notify_lag_ms,omitempty"`
 	NotifyLost  int            `json:"notify_missing,omitempty"` // cycles whose notification had not arrived at the end
 	ServerPeakK int64          `json:"server_peak_rss_kib,omitempty"`
+	ServerCPUms float64        `json:"server_cpu_ms_per_op,omitempty"` // the server's CPU time per successful request or cycle
 }
 
 type percentiles struct {
@@ -165,6 +166,9 @@ func (r *loadReport) print(w io.Writer) {
 	}
 	if r.ServerPeakK > 0 {
 		fmt.Fprintf(w, "server peak RSS %.1f MiB\n", float64(r.ServerPeakK)/1024)
+	}
+	if r.ServerCPUms > 0 {
+		fmt.Fprintf(w, "server CPU %.3f ms per request\n", r.ServerCPUms)
 	}
 }
 
@@ -230,7 +234,8 @@ func loadtest(ctx context.Context, cfg loadConfig, progress io.Writer) (*loadRep
 			return time.Since(start), err
 		case modeQuery:
 			i := int(run.seq.Add(1)) % len(run.queryN)
-			return time.Since(start), run.queryOrder(ctx, run.queryN[i])
+			err := run.queryOrder(ctx, run.queryN[i]) // before time.Since: operands are evaluated in order
+			return time.Since(start), err
 		default:
 			return run.cycle(ctx, notifyURL, start)
 		}
@@ -239,6 +244,7 @@ func loadtest(ctx context.Context, cfg loadConfig, progress io.Writer) (*loadRep
 	runCtx, cancel := context.WithTimeout(ctx, cfg.duration)
 	defer cancel()
 	done := make(chan struct{})
+	cpuBefore := processCPU(cfg.serverPID)
 	started := time.Now()
 	go run.progress(started, done, progress)
 	var issued atomic.Int64
@@ -280,6 +286,7 @@ func loadtest(ctx context.Context, cfg loadConfig, progress io.Writer) (*loadRep
 	}
 	wg.Wait()
 	elapsed := time.Since(started)
+	serverCPU := processCPU(cfg.serverPID) - cpuBefore
 	if cfg.mode == modeCycle {
 		// Give the last notifications a little time to arrive before counting them missing.
 		run.waitNotifications(10 * time.Second)
@@ -313,6 +320,9 @@ func loadtest(ctx context.Context, cfg loadConfig, progress io.Writer) (*loadRep
 	}
 	if cfg.serverPID > 0 {
 		rep.ServerPeakK = peakRSS(cfg.serverPID)
+		if run.ok > 0 && serverCPU > 0 {
+			rep.ServerCPUms = float64(serverCPU.Microseconds()) / 1000 / float64(run.ok)
+		}
 	}
 	return rep, nil
 }
@@ -530,6 +540,28 @@ func (run *loadRun) waitNotifications(limit time.Duration) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// processCPU reads a local process's CPU time (user and system) from /proc; 0 when unknown.
+// It measures the server's cost per request even when other work shares the machine.
+func processCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces: utime and
+	// stime are the 12th and 13th, in clock ticks (100 a second on Linux).
+	_, rest, ok := strings.Cut(string(data), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // peakRSS reads a local process's peak resident set (VmHWM, KiB) from /proc; 0 when unknown.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"os"
 	"testing"
 	"time"
 
@@ -10,7 +11,7 @@ import (
 	"github.com/medpay/medpay/internal/testenv"
 )
 
-func loadEnv(t *testing.T) (*testenv.Env, loadConfig) {
+func loadEnv(t testing.TB) (*testenv.Env, loadConfig) {
 	t.Helper()
 	env := testenv.New(t, testenv.Options{})
 	h := env.Hospital(t)
@@ -87,5 +88,23 @@ func TestPercentiles(t *testing.T) {
 	}
 	if (percentilesOf(nil) != percentiles{}) {
 		t.Fatal("empty")
+	}
+}
+
+// processCPU reads this process's own CPU time, which grows while it works.
+func TestProcessCPU(t *testing.T) {
+	before := processCPU(os.Getpid())
+	x := 0
+	for i := 0; processCPU(os.Getpid()) <= before; i++ {
+		if i > 1e6 {
+			t.Fatalf("CPU time stays at %v", before)
+		}
+		for j := range 100_000 {
+			x ^= j
+		}
+	}
+	_ = x
+	if processCPU(0) != 0 {
+		t.Error("pid 0 must give 0")
 	}
 }

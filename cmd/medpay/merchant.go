@@ -12,53 +12,59 @@ import (
 
 	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/bureau"
-	"github.com/medpay/medpay/secret"
 	"github.com/medpay/medpay/sqlstore"
 )
 
-// openStore opens the database named by dsn and the server key that seals API keys.
+// openStore opens the database named by dsn with the server key that seals API keys, refusing a
+// key that does not open what the database already holds (see openSealed).
 func openStore(ctx context.Context, dsn, serverKey string) (*sqlstore.Store, error) {
-	key, err := loadServerKey(dsn, serverKey)
-	if err != nil {
-		return nil, err
-	}
-	box, err := secret.NewBox(key)
-	if err != nil {
-		return nil, err
-	}
-	db, err := sqlstore.Open(ctx, dsn)
+	db, box, err := openSealed(ctx, dsn, serverKey)
 	if err != nil {
 		return nil, err
 	}
 	return sqlstore.NewStore(db, box), nil
 }
 
-// loadServerKey returns the key given, or for SQLite the one kept beside the database file.
-func loadServerKey(dsn, given string) ([]byte, error) {
-	if given != "" {
-		return secret.ParseKey(given)
-	}
-	if sqlstore.IsPostgres(dsn) {
-		return nil, errors.New("--server-key (MEDPAY_SERVER_KEY) is required with PostgreSQL: 64 hex characters, e.g. from `openssl rand -hex 32`")
-	}
-	return secret.LoadOrCreateKeyFile(dsn + ".key")
-}
+const merchantUsage = `usage:
+  medpay merchant create --name NAME --city CODE [--level N] [--refund-ip IP] [--kind hospital|pharmacy] [--json]
+  medpay merchant list [--json]
+  medpay merchant show [--json] MCH_ID|APPID
+
+create onboards a hospital or pharmacy and prints its credentials once; list and show print the
+hospitals and pharmacies (never their secrets). Every subcommand takes --db (env MEDPAY_DB).
+`
 
 func runMerchant(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: medpay merchant create --name NAME --city CODE [--level N] [--refund-ip IP] [--kind hospital|pharmacy] [--json]")
+	sub, rest, err := subcommand("merchant", merchantUsage, args, stdout, stderr)
+	if err != nil {
+		return err
 	}
-	fs := newFlags("merchant create", stderr)
+	switch sub {
+	case "create":
+		return merchantCreate(ctx, rest, getenv, stdout)
+	case "list":
+		return merchantList(ctx, "merchant list", rest, getenv, stdout, medpay.KindHospital, medpay.KindPharmacy)
+	case "show":
+		return merchantShow(ctx, "merchant show", rest, getenv, stdout)
+	}
+	return unknownSub("merchant", merchantUsage, sub, stderr)
+}
+
+func merchantCreate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := newFlags("merchant create", stdout)
+	setUsage(fs, "usage: medpay merchant create --name NAME --city CODE [--level N] [--refund-ip IP] [--kind hospital|pharmacy] [--json]\n\n"+
+		"Onboards a hospital or pharmacy and prints its appid, secret, mch_id and API key, once.\n")
 	dsn := fs.String("db", "medpay.db", "database: SQLite file or postgres:// URL")
 	serverKey := fs.String("server-key", "", "64 hex characters sealing API keys (default: file beside the SQLite database)")
-	name := fs.String("name", "", "institution name")
+	name := fs.String("name", "", "required: institution name")
 	kind := fs.String("kind", medpay.KindHospital, "hospital or pharmacy")
 	level := fs.Int("level", 0, "hospital level: 0 社区, 1, 2, 3")
 	asJSON := fs.Bool("json", false, "print JSON")
+	asEnv := fs.Bool("env", false, "print shell export lines for the developer commands (MEDPAY_APPID, MEDPAY_SECRET, MEDPAY_MCH_ID, MEDPAY_KEY)")
 	var cities, ips listFlag
-	fs.Var(&cities, "city", "enabled 6-digit city code (repeatable)")
+	fs.Var(&cities, "city", "required: enabled 6-digit city code (repeatable)")
 	fs.Var(&ips, "refund-ip", "address or CIDR allowed to request refunds (repeatable)")
-	if err := parseFlags(fs, args[1:], getenv); err != nil {
+	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
 	if *name == "" {
@@ -86,35 +92,39 @@ func runMerchant(ctx context.Context, args []string, getenv func(string) string,
 		}
 	}
 	m := &medpay.Merchant{Kind: *kind, Name: *name, Cities: cities, Level: *level, RefundIPs: ips}
-	return createMerchant(ctx, *dsn, *serverKey, m, *asJSON, stdout)
+	format := ""
+	switch {
+	case *asJSON && *asEnv:
+		return errors.New("merchant create: --json or --env, not both")
+	case *asJSON:
+		format = "json"
+	case *asEnv:
+		format = "env"
+	}
+	return createMerchant(ctx, *dsn, *serverKey, m, format, stdout)
 }
 
 var mchIDPattern = regexp.MustCompile(`^[0-9]{10}$`)
 
 // createMerchant fills m's credentials, stores it and prints them once.
-func createMerchant(ctx context.Context, dsn, serverKey string, m *medpay.Merchant, asJSON bool, stdout io.Writer) error {
+// format is "" (text), "json" or "env" (shell export lines).
+func createMerchant(ctx context.Context, dsn, serverKey string, m *medpay.Merchant, format string, stdout io.Writer) error {
 	store, err := openStore(ctx, dsn, serverKey)
 	if err != nil {
 		return err
 	}
 	defer store.DB().Close()
-	appSecret := secret.AppSecret()
-	m.SecretHash = secret.Hash(appSecret)
-	m.APIKey = secret.APIKey()
 	m.CreatedAt = time.Now()
-	for attempt := 0; ; attempt++ {
-		m.AppID = "wx" + secret.RandomString(16, "0123456789abcdef")
-		m.MchID = "19" + secret.RandomString(8, "0123456789")
-		err = store.CreateMerchant(ctx, m)
-		if !errors.Is(err, medpay.ErrConflict) || attempt == 5 {
-			break
-		}
-	}
+	creds, err := store.Onboard(ctx, m)
 	if err != nil {
 		return err
 	}
-	creds := medpay.Credentials{AppID: m.AppID, Secret: appSecret, MchID: m.MchID, APIKey: m.APIKey, Name: m.Name, Cities: m.Cities}
-	if asJSON {
+	if format == "env" {
+		fmt.Fprintf(stdout, "# %s: keep this file private (the secret and API key are not shown again)\n", m.Name)
+		fmt.Fprintf(stdout, "export MEDPAY_APPID='%s' MEDPAY_SECRET='%s' MEDPAY_MCH_ID='%s' MEDPAY_KEY='%s'\n", creds.AppID, creds.Secret, creds.MchID, creds.APIKey)
+		return nil
+	}
+	if format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetEscapeHTML(false)
 		return enc.Encode(creds)

@@ -32,23 +32,21 @@ A running server's worker sends a resent notification within a second.
 
 // runNotify is "medpay notify": args are the words after "notify".
 func runNotify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, notifyUsage)
-		return errors.New("notify: list, show or resend?")
+	sub, rest, err := subcommand("notify", notifyUsage, args, stdout, stderr)
+	if err != nil {
+		return err
 	}
-	switch args[0] {
+	switch sub {
 	case "list":
-		return notifyList(ctx, args[1:], getenv, stdout, stderr)
+		return notifyList(ctx, rest, getenv, stdout, stderr)
 	case "show":
-		return notifyShow(ctx, args[1:], getenv, stdout, stderr)
+		return notifyShow(ctx, rest, getenv, stdout, stderr)
 	case "resend":
-		return notifyResend(ctx, args[1:], getenv, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, notifyUsage)
-		return nil
+		return notifyResend(ctx, rest, getenv, stdout, stderr)
+	case "receive":
+		return notifyReceive(ctx, rest, getenv, stdout, stderr)
 	}
-	fmt.Fprint(stderr, notifyUsage)
-	return fmt.Errorf("notify: unknown subcommand %q", args[0])
+	return unknownSub("notify", notifyUsage, sub, stderr)
 }
 
 // parseInterleaved parses flags given before, between and after the positional arguments, then
@@ -56,7 +54,7 @@ func runNotify(ctx context.Context, args []string, getenv func(string) string, s
 func parseInterleaved(fs *flag.FlagSet, args []string, getenv func(string) string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseQuiet(fs, args); err != nil {
 			return nil, err
 		}
 		if fs.NArg() == 0 {
@@ -184,7 +182,7 @@ func toJSON(r *notify.Row, nm *names) notifyJSON {
 }
 
 func notifyList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("notify list", stderr)
+	fs := newFlags("notify list", stdout)
 	dsn := fs.String("db", "medpay.db", "database: SQLite file or postgres:// URL")
 	mch := fs.String("merchant", "", "only this merchant's (mch_id)")
 	order := fs.String("order", "", "only this order's (med_trans_id)")
@@ -260,7 +258,7 @@ func orDash(s string) string {
 }
 
 func notifyShow(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("notify show", stderr)
+	fs := newFlags("notify show", stdout)
 	dsn := fs.String("db", "medpay.db", "database: SQLite file or postgres:// URL")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parseInterleaved(fs, args, getenv)
@@ -343,7 +341,7 @@ func oneLine(s string, n int) string {
 }
 
 func notifyResend(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("notify resend", stderr)
+	fs := newFlags("notify resend", stdout)
 	dsn := fs.String("db", "medpay.db", "database: SQLite file or postgres:// URL")
 	dead := fs.Bool("dead", false, "resend every dead notification of --merchant")
 	mch := fs.String("merchant", "", "with --dead: the merchant (mch_id)")

@@ -43,13 +43,16 @@ func orderRefFlags(fs *flag.FlagSet) (*string, *string) {
 }
 
 func runOrder(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const usage = "usage: medpay order create|query|close [flags]"
-	if len(args) == 0 {
-		return errors.New(usage)
+	sub, rest, err := subcommand("order", orderUsage, args, stdout, stderr)
+	if err != nil {
+		return err
 	}
-	fs := newFlags("order "+args[0], stderr)
+	args = append([]string{sub}, rest...)
+	fs := newFlags("order "+sub, stdout)
+	setUsage(fs, orderUsage)
 	api := addAPIFlags(fs)
-	switch args[0] {
+	defer api.keepToken()
+	switch sub {
 	case "create":
 		req := &client.UnifiedOrderRequest{Extra: map[string]string{}}
 		fs.StringVar(&req.OpenID, "openid", "", "the payer (independent mode)")
@@ -58,7 +61,7 @@ func runOrder(ctx context.Context, args []string, getenv func(string) string, st
 		fs.StringVar(&req.HospOutTradeNo, "trade-no", "", "hosp_out_trade_no (default: generated, printed)")
 		fs.StringVar(&req.HospitalName, "hospital-name", "", "hospital_name")
 		fs.StringVar(&req.Body, "body", "门诊缴费", "description shown to the payer")
-		fs.Int64Var(&req.TotalFee, "total-fee", 0, "total_fee in fen")
+		fs.Int64Var(&req.TotalFee, "total-fee", 0, "required: total_fee in fen")
 		fs.Int64Var(&req.CashFee, "cash-fee", 0, "cash_fee in fen")
 		fs.Int64Var(&req.InsuranceFee, "insurance-fee", 0, "insurance_fee in fen")
 		payType := fs.Int("pay-type", 0, "1 cash, 2 insurance, 3 both (default: from the fees)")
@@ -99,7 +102,7 @@ func runOrder(ctx context.Context, args []string, getenv func(string) string, st
 			}
 		}
 		if req.HospOutTradeNo == "" {
-			req.HospOutTradeNo = "CLI" + time.Now().Format("20060102150405") + secret.RandomString(6, "0123456789")
+			req.HospOutTradeNo = "CLI" + time.Now().In(wire.CST).Format("20060102150405") + secret.RandomString(6, "0123456789")
 		}
 		if req.SerialNo == "" {
 			req.SerialNo = req.HospOutTradeNo[max(0, len(req.HospOutTradeNo)-20):]
@@ -114,7 +117,7 @@ func runOrder(ctx context.Context, args []string, getenv func(string) string, st
 			return apiError("unifiedorder "+req.HospOutTradeNo, err)
 		}
 		resp.Raw.Set("hosp_out_trade_no", req.HospOutTradeNo)
-		return printAnswer(stdout, resp.Raw, *api.asJSON)
+		return api.print(stdout, resp.Raw)
 	case "query", "close":
 		id, no := orderRefFlags(fs)
 		if err := parseFlags(fs, args[1:], getenv); err != nil {
@@ -142,7 +145,16 @@ func runOrder(ctx context.Context, args []string, getenv func(string) string, st
 			}
 			raw = o.Raw
 		}
-		return printAnswer(stdout, raw, *api.asJSON)
+		return api.print(stdout, raw)
 	}
-	return fmt.Errorf("unknown order command %q (%s)", args[0], usage)
+	return unknownSub("order", orderUsage, sub, stderr)
 }
+
+const orderUsage = `usage:
+  medpay order create --total-fee FEN [--cash-fee FEN --insurance-fee FEN] (--openid ID | --sub-openid ID) [flags]
+  medpay order query (--med-trans-id ID | --trade-no NO) [flags]
+  medpay order close (--med-trans-id ID | --trade-no NO) [flags]
+
+Places an order (unifiedorder), queries it (queryorder) or closes it (closeorder).
+'medpay order SUBCOMMAND -h' lists the subcommand's flags; --only NAME prints one field of the answer alone.
+`

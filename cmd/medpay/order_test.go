@@ -67,7 +67,7 @@ func TestOrderCommands(t *testing.T) {
 		{[]string{"order", "query"}, "one of --med-trans-id and --trade-no"},
 		{[]string{"order", "create", "--openid", "x"}, "--total-fee is required"},
 		{[]string{"order", "create", "--openid", "x", "--total-fee", "100", "--hospital-name", "H"}, "notify_url is needed"},
-		{[]string{"order", "frobnicate"}, "unknown order command"},
+		{[]string{"order", "frobnicate"}, `order: unknown subcommand "frobnicate"`},
 		{[]string{"order", "query", "--trade-no", "H", "--key", strings.Repeat("0", 32)}, "签名失败"},
 	} {
 		if _, _, err := cli(t, vars, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {

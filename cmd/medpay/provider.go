@@ -9,16 +9,30 @@ import (
 	"github.com/medpay/medpay"
 )
 
+const providerUsage = `usage:
+  medpay provider create --name NAME [--json]
+  medpay provider list [--json]
+  medpay provider authorize --provider PROVIDER_MCH_ID --merchant HOSPITAL_MCH_ID
+  medpay provider revoke --provider PROVIDER_MCH_ID --merchant HOSPITAL_MCH_ID
+
+A service provider (服务商) calls the open API for the hospitals that authorised it. Every
+subcommand takes --db (env MEDPAY_DB).
+`
+
 func runProvider(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return errors.New("usage: medpay provider create|authorize|revoke ...")
+	sub, rest, err := subcommand("provider", providerUsage, args, stdout, stderr)
+	if err != nil {
+		return err
 	}
-	switch args[0] {
+	args = append([]string{sub}, rest...)
+	switch sub {
+	case "list":
+		return merchantList(ctx, "provider list", rest, getenv, stdout, medpay.KindProvider)
 	case "create":
-		fs := newFlags("provider create", stderr)
+		fs := newFlags("provider create", stdout)
 		dsn := fs.String("db", "medpay.db", "database: SQLite file or postgres:// URL")
 		serverKey := fs.String("server-key", "", "64 hex characters sealing API keys")
-		name := fs.String("name", "", "service provider name")
+		name := fs.String("name", "", "required: service provider name")
 		asJSON := fs.Bool("json", false, "print JSON")
 		if err := parseFlags(fs, args[1:], getenv); err != nil {
 			return err
@@ -26,13 +40,17 @@ func runProvider(ctx context.Context, args []string, getenv func(string) string,
 		if *name == "" {
 			return errors.New("--name is required")
 		}
-		return createMerchant(ctx, *dsn, *serverKey, &medpay.Merchant{Kind: medpay.KindProvider, Name: *name}, *asJSON, stdout)
+		format := ""
+		if *asJSON {
+			format = "json"
+		}
+		return createMerchant(ctx, *dsn, *serverKey, &medpay.Merchant{Kind: medpay.KindProvider, Name: *name}, format, stdout)
 	case "authorize", "revoke":
-		fs := newFlags("provider "+args[0], stderr)
+		fs := newFlags("provider "+args[0], stdout)
 		dsn := fs.String("db", "medpay.db", "database: SQLite file or postgres:// URL")
 		serverKey := fs.String("server-key", "", "64 hex characters sealing API keys")
-		prov := fs.String("provider", "", "the service provider's mch_id")
-		merch := fs.String("merchant", "", "the hospital's mch_id")
+		prov := fs.String("provider", "", "required: the service provider's mch_id")
+		merch := fs.String("merchant", "", "required: the hospital's mch_id")
 		if err := parseFlags(fs, args[1:], getenv); err != nil {
 			return err
 		}
@@ -62,5 +80,5 @@ func runProvider(ctx context.Context, args []string, getenv func(string) string,
 		fmt.Fprintf(stdout, "%s (%s) no longer authorises %s (%s)\n", h.Name, h.MchID, p.Name, p.MchID)
 		return nil
 	}
-	return fmt.Errorf("unknown provider command %q", args[0])
+	return unknownSub("provider", providerUsage, sub, stderr)
 }

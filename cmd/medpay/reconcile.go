@@ -18,7 +18,7 @@ import (
 // ledger against the bureau's and the cash channel's journals. It fails when they disagree, so a
 // scheduler can alert on it.
 func runReconcile(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("reconcile", stderr)
+	fs := newFlags("reconcile", stdout)
 	dsn := fs.String("db", "medpay.db", "database: SQLite file or postgres:// URL")
 	serverKey := fs.String("server-key", "", "64 hex characters sealing API keys")
 	date := fs.String("date", "", "the day, yyyyMMdd in China Standard Time (default: yesterday)")

@@ -10,21 +10,25 @@ import (
 )
 
 func runRefund(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const usage = "usage: medpay refund create|query [flags]"
-	if len(args) == 0 {
-		return errors.New(usage)
+	sub, rest, err := subcommand("refund", refundUsage, args, stdout, stderr)
+	if err != nil {
+		return err
 	}
-	fs := newFlags("refund "+args[0], stderr)
+	args = append([]string{sub}, rest...)
+	fs := newFlags("refund "+sub, stdout)
+	setUsage(fs, refundUsage)
 	api := addAPIFlags(fs)
-	switch args[0] {
+	defer api.keepToken()
+	switch sub {
 	case "create":
 		req := &client.RefundRequest{Extra: map[string]string{}}
 		fs.StringVar(&req.MedTransID, "med-trans-id", "", "the paid order's platform id")
 		fs.StringVar(&req.HospOutTradeNo, "trade-no", "", "the paid order's hosp_out_trade_no")
-		fs.StringVar(&req.HospOutRefundNo, "refund-no", "", "hosp_out_refund_no: the hospital's refund number (reuse it to retry)")
+		fs.StringVar(&req.HospOutRefundNo, "refund-no", "", "required: hosp_out_refund_no: the hospital's refund number (reuse it to retry)")
 		fs.StringVar(&req.PartRefundType, "part", "", "empty: all that remains; CASH_ONLY; INSURANCE_ONLY")
 		fs.Int64Var(&req.CashRefundFee, "cash-refund-fee", 0, "with --part CASH_ONLY: the cash to refund in fen (default all remaining)")
 		fs.StringVar(&req.RefundReason, "reason", "", "refund_reason")
+		fs.StringVar(&req.NotifyURL, "notify-url", "", "where the REFUND notification goes (none without it; never the payment's notify_url)")
 		fs.StringVar(&req.CancelSerialNo, "cancel-serial-no", "", "cancel_serial_no for the bureau")
 		fs.StringVar(&req.CancelBillNo, "cancel-bill-no", "", "cancel_bill_no for the bureau")
 		content := fs.String("request-content", "", "request_content for the bureau's reversal, text or @file")
@@ -53,7 +57,7 @@ func runRefund(ctx context.Context, args []string, getenv func(string) string, s
 			}
 			return apiError("refund "+req.HospOutRefundNo, err)
 		}
-		return printAnswer(stdout, r.Raw, *api.asJSON)
+		return api.print(stdout, r.Raw)
 	case "query":
 		id := fs.String("med-refund-id", "", "the platform's refund id")
 		no := fs.String("refund-no", "", "the hospital's refund number (hosp_out_refund_no)")
@@ -71,7 +75,15 @@ func runRefund(ctx context.Context, args []string, getenv func(string) string, s
 		if err != nil {
 			return apiError("queryrefund", err)
 		}
-		return printAnswer(stdout, r.Raw, *api.asJSON)
+		return api.print(stdout, r.Raw)
 	}
-	return fmt.Errorf("unknown refund command %q (%s)", args[0], usage)
+	return unknownSub("refund", refundUsage, sub, stderr)
 }
+
+const refundUsage = `usage:
+  medpay refund create (--med-trans-id ID | --trade-no NO) --refund-no NO [--part CASH_ONLY|INSURANCE_ONLY] [flags]
+  medpay refund query (--med-refund-id ID | --refund-no NO) [flags]
+
+Refunds a paid order (whole, the cash in parts, or the insured part alone) and queries a refund.
+'medpay refund SUBCOMMAND -h' lists the subcommand's flags.
+`

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -23,7 +24,7 @@ import (
 	medpayhttp "github.com/medpay/medpay/http"
 	"github.com/medpay/medpay/notify"
 	"github.com/medpay/medpay/payment"
-	"github.com/medpay/medpay/secret"
+	"github.com/medpay/medpay/reconcile"
 	"github.com/medpay/medpay/sqlstore"
 )
 
@@ -54,7 +55,7 @@ const (
 )
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("serve", stderr)
+	fs := newFlags("serve", stdout)
 	dsn := fs.String("db", "medpay.db", "database: SQLite file, or a postgres:// URL")
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address")
 	baseURL := fs.String("base-url", "", "public URL used in pay_url, code_url, bind_url (default http://<addr>)")
@@ -107,7 +108,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		if *tlsCert != "" {
 			scheme = "https"
 		}
-		*baseURL = scheme + "://" + *addr
+		*baseURL = scheme + "://" + defaultHost(*addr, stderr)
 	}
 	*baseURL = strings.TrimRight(*baseURL, "/")
 
@@ -160,18 +161,25 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	if isSandbox {
-		var box *secret.Box
-		if cashChannel, box, err = sandboxCashChannel(ctx, db, *dsn, *serverKey, now, logger); err != nil {
+		if cashChannel, err = sandboxCashChannel(ctx, db, store.Box(), now, logger); err != nil {
 			return fmt.Errorf("cash channel: %w", err)
 		}
 		if remoteCash == nil {
 			// The platform pays through the channel it serves, over APIv3 in process.
-			c, err := sandboxGateway(ctx, db, box, cashChannel, "http://cash.in-process", *baseURL+"/cash/cashier")
+			c, err := sandboxGateway(ctx, db, store.Box(), cashChannel, "http://cash.in-process", *baseURL+"/cash/cashier")
 			if err != nil {
 				return fmt.Errorf("cash channel: %w", err)
 			}
 			gateway, sandboxPay = c, cashChannel.SandboxPay
 		}
+	}
+	// The channel's journal for the console's reconciliation: the channel this process serves
+	// (the platform's merchant there), or none when the channel runs apart.
+	var books reconcile.CashBooks
+	if remoteCash == nil && cashChannel != nil {
+		b := cash.Books{DB: db}
+		db.SQL().QueryRowContext(ctx, `SELECT mchid FROM sandbox_cash_merchant WHERE id = 1`).Scan(&b.MchID)
+		books = b
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -202,7 +210,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		MicropayNoPINLimit: *noPINLimit, CallbackIPs: callbackIPs,
 		MetricsElsewhere: *metricsAddr != "", MetricsToken: *metricsToken,
 	}, medpayhttp.Deps{Store: store, Payment: pay, Bureau: bu, Sandbox: bureauSandbox,
-		Cities: bureau.CityList(), Cash: wallets, CashAPI: cashAPI(cashChannel), Logger: logger, Now: now, Registry: reg})
+		Cities: bureau.CityList(), Cash: wallets, CashBooks: books, CashAPI: cashAPI(cashChannel), Logger: logger, Now: now, Registry: reg})
 
 	// Orders a crash left mid-saga are finished or undone before new work is taken.
 	if n, err := pay.RecoverOnce(ctx, now().Add(time.Hour), 1000); err != nil {
@@ -341,4 +349,20 @@ func housekeeping(ctx context.Context, pay *payment.Service, store *sqlstore.Sto
 	if err := store.PurgeNonces(ctx, time.Now()); err != nil {
 		logger.Error("purge nonces", "err", err)
 	}
+}
+
+// defaultHost is the host:port of the default base URL for a listen address: an address without
+// a host (":8096") or a wildcard one listens on every interface, so the URL names the loopback
+// address, with a warning that phones need --base-url.
+func defaultHost(addr string, stderr io.Writer) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip, _ := netip.ParseAddr(host); host != "" && !ip.IsUnspecified() {
+		return addr
+	}
+	fmt.Fprintf(stderr, "medpay: --addr %s listens on every interface; pay_url, code_url and bind_url will use http://127.0.0.1:%s, "+
+		"which only this machine can open: give --base-url with the address phones reach\n", addr, port)
+	return net.JoinHostPort("127.0.0.1", port)
 }

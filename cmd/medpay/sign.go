@@ -23,7 +23,7 @@ var stdin io.Reader = os.Stdin
 
 const signUsage = `usage: medpay sign --key KEY [--sign SIG] [--expect FILE] [--sign-type T] [FILE | - | name=value ...]
 
-Computes the signature of an open API message (wire-api.md §2) and explains it: the fields as
+Computes the signature of an open API message (docs/api/README.md (signing)) and explains it: the fields as
 signed, the string to sign (the key shown as ***), the signature. With --sign, or a message that
 carries a sign field, says whether it verifies and, when it does not, which usual mistake
 reproduces the signature given. With --expect another message (e.g. the one your code sent, or
@@ -34,9 +34,9 @@ The key is never printed.
 `
 
 func runSign(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("sign", stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, signUsage); fs.PrintDefaults() }
-	key := fs.String("key", "", "the API key (MEDPAY_KEY)")
+	fs := newFlags("sign", stdout)
+	setUsage(fs, signUsage)
+	key := fs.String("key", "", "required: the API key")
 	given := fs.String("sign", "", "a signature to check (default: the message's sign field)")
 	expect := fs.String("expect", "", "another message (XML file) to compare field by field")
 	signType := fs.String("sign-type", "", "add sign_type=MD5|HMAC-SHA256 to a message that has none")

@@ -11,7 +11,7 @@ import (
 	"github.com/medpay/medpay/wire"
 )
 
-// The spec's vectors (wire-api.md §2).
+// The spec's vectors (docs/api/README.md (signing)).
 const (
 	vecKey  = "192006250b4c09247ec02edce69f6a2d"
 	vecMD5  = "9A0A8659F005D6984697E2CA0A9CF3B7"

@@ -21,19 +21,26 @@ import (
 type apiFlags struct {
 	baseURL, appid, mchID, key, secret, subAppID, subMchID, signType *string
 	asJSON                                                           *bool
+	field                                                            *string
+	tokenCache                                                       *string
+
+	c *client.Client // the client built, whose token keepToken saves
 }
 
 func addAPIFlags(fs *flag.FlagSet) *apiFlags {
 	return &apiFlags{
 		baseURL:  fs.String("base-url", "http://127.0.0.1:8080", "the platform's URL"),
-		appid:    fs.String("appid", "", "appid: the hospital's, or the service provider's"),
-		mchID:    fs.String("mch-id", "", "mch_id: the hospital's, or the service provider's"),
-		key:      fs.String("key", "", "the API key of mch_id (signs requests, verifies answers)"),
-		secret:   fs.String("secret", "", "the app secret of appid (for the access token)"),
+		appid:    fs.String("appid", "", "required: appid: the hospital's, or the service provider's"),
+		mchID:    fs.String("mch-id", "", "required: mch_id: the hospital's, or the service provider's"),
+		key:      fs.String("key", "", "required: the API key of mch_id (signs requests, verifies answers)"),
+		secret:   fs.String("secret", "", "required: the app secret of appid (for the access token)"),
 		subAppID: fs.String("sub-appid", "", "service-provider mode: the hospital's appid"),
 		subMchID: fs.String("sub-mch-id", "", "service-provider mode: the hospital's mch_id"),
 		signType: fs.String("sign-type", "", "MD5 (default) or HMAC-SHA256"),
 		asJSON:   fs.Bool("json", false, "print the answer as JSON"),
+		field:    fs.String("only", "", "print only this field's value (e.g. med_trans_id)"),
+		tokenCache: fs.String("token-cache", "", "file keeping the access token between commands (mode 0600; default medpay/tokens.json "+
+			"in the user's cache directory; off: none)"),
 	}
 }
 
@@ -44,15 +51,45 @@ func (a *apiFlags) client() (*client.Client, error) {
 			return nil, fmt.Errorf("--%s (or %s) is required", f.name, envName(f.name))
 		}
 	}
-	return client.New(client.Config{
+	c, err := client.New(client.Config{
 		BaseURL: *a.baseURL, AppID: *a.appid, MchID: *a.mchID, APIKey: *a.key, Secret: *a.secret,
 		SubAppID: *a.subAppID, SubMchID: *a.subMchID, SignType: *a.signType,
 		HTTPClient: &http.Client{Timeout: 30 * time.Second},
 	})
+	if err != nil {
+		return nil, err
+	}
+	a.c = c
+	loadToken(tokenCachePath(*a.tokenCache), a.cacheKey(), c)
+	return c, nil
+}
+
+func (a *apiFlags) cacheKey() string {
+	return tokenCacheKey(strings.TrimRight(*a.baseURL, "/"), *a.appid, *a.subAppID, *a.secret)
+}
+
+// keepToken saves the token the command used for the next one (deferred by every command that
+// builds a client). A cache that cannot be written only costs a new token next time.
+func (a *apiFlags) keepToken() {
+	if a.c != nil {
+		saveToken(tokenCachePath(*a.tokenCache), a.cacheKey(), a.c)
+	}
 }
 
 // envelope fields left out when printing an answer: the caller sees only what it asked about.
 var envelopeFields = map[string]bool{"return_code": true, "return_msg": true, "result_code": true, "nonce_str": true, "sign": true, "sign_type": true}
+
+// print prints a verified answer as the flags ask: one field's value, JSON, or name-value lines.
+func (a *apiFlags) print(w io.Writer, m *wire.Message) error {
+	if *a.field != "" {
+		if !m.Has(*a.field) {
+			return fmt.Errorf("the answer has no field %q", *a.field)
+		}
+		_, err := fmt.Fprintln(w, m.Get(*a.field))
+		return err
+	}
+	return printAnswer(w, m, *a.asJSON)
+}
 
 // printAnswer prints the fields of a verified answer in the order the platform sent them: one
 // "name  value" line each, or one JSON object.
@@ -113,12 +150,12 @@ func apiError(what string, err error) error {
 }
 
 func runToken(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlags("token", stderr)
+	fs := newFlags("token", stdout)
 	api := addAPIFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: medpay token [flags]\n\nGets an access token: /cgi-bin/token, or /payinsurance/gettoken with --sub-appid.")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, tokenUsage)
+	fresh := fs.Bool("new", false, "ask for a new token even when the cached one is still good (cuts the older ones to 5 minutes)")
+	defer api.keepToken()
+	fs.Lookup("key").Usage = "the API key of mch_id (not needed for a token)"
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -133,14 +170,38 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	if *fresh {
+		c.SetAccessToken("", time.Time{})
+	}
 	tok, expires, err := c.AccessToken(ctx)
 	if err != nil {
 		return apiError("token", err)
 	}
 	in := int(time.Until(expires).Round(time.Second).Seconds())
-	if *api.asJSON {
-		return json.NewEncoder(stdout).Encode(map[string]any{"access_token": tok, "expires_in": in, "expires_at": expires.Format(time.RFC3339)})
+	switch *api.field {
+	case "":
+	case "access_token":
+		_, err := fmt.Fprintln(stdout, tok)
+		return err
+	case "expires_in":
+		_, err := fmt.Fprintln(stdout, in)
+		return err
+	default:
+		return fmt.Errorf("token: --only is access_token or expires_in, not %q", *api.field)
 	}
-	fmt.Fprintf(stdout, "access_token  %s\nexpires_in    %d\nexpires_at    %s\n", tok, in, expires.Format(time.RFC3339))
+	if *api.asJSON {
+		return json.NewEncoder(stdout).Encode(map[string]any{"access_token": tok, "expires_in": in, "expires_at": expires.In(wire.CST).Format(time.RFC3339)})
+	}
+	fmt.Fprintf(stdout, "access_token  %s\nexpires_in    %d\nexpires_at    %s\n", tok, in, expires.In(wire.CST).Format(time.RFC3339))
 	return nil
 }
+
+const tokenUsage = `usage: medpay token [flags]
+
+Gets an access token: /cgi-bin/token, or /payinsurance/gettoken with --sub-appid.
+
+A token is valid 7200 seconds, and asking for a new one cuts every older token of the same appid
+down to 5 minutes. So the developer commands keep the token they got in a cache file (mode 0600,
+under the user's cache directory, one entry per base URL and appid) and reuse it while it has more
+than 5 minutes left; --new asks for a fresh one.
+`

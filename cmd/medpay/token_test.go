@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -108,5 +109,46 @@ func TestTokenCommandProvider(t *testing.T) {
 	vars["MEDPAY_SUB_MCH_ID"] = h.MchID
 	if _, _, err := cli(t, vars, "order", "query", "--trade-no", "H-none"); err == nil || !strings.Contains(err.Error(), "err_code 502") {
 		t.Fatalf("provider query: %v", err)
+	}
+}
+
+// A new token cuts the older ones to 5 minutes, so the commands reuse the one they got.
+func TestTokenCache(t *testing.T) {
+	_, _, vars := devSetup(t)
+	path := t.TempDir() + "/tokens.json"
+	vars["MEDPAY_TOKEN_CACHE"] = path
+	tokenOf := func(args ...string) string {
+		t.Helper()
+		out, _, err := cli(t, vars, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fields(out)["access_token"]
+	}
+	first := tokenOf("token")
+	if _, _, err := cli(t, vars, "order", "query", "--trade-no", "H-none"); err == nil || !strings.Contains(err.Error(), "err_code 502") {
+		t.Fatalf("order query: %v", err)
+	}
+	if again := tokenOf("token"); again != first {
+		t.Errorf("the second command got a new token")
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("token cache mode %v, want 0600", st.Mode().Perm())
+	}
+	fresh := tokenOf("token", "--new")
+	if fresh == first {
+		t.Errorf("--new returned the cached token")
+	}
+	if again := tokenOf("token"); again != fresh {
+		t.Errorf("the cache did not keep the new token")
+	}
+	// Another platform, or no cache, gets its own token.
+	vars["MEDPAY_TOKEN_CACHE"] = "off"
+	if other := tokenOf("token"); other == fresh {
+		t.Errorf("--token-cache off reused a token")
 	}
 }

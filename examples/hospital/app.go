@@ -127,7 +127,7 @@ func (a *App) Record(tradeNo string) *Record {
 }
 
 // What the patient can pay for. A real HIS takes the bill from its own records; the clinic
-// bill is bureau.md's worked example.
+// bill is the worked example of docs/api/bureau.md.
 type service struct {
 	title          string
 	total          int64

@@ -5,7 +5,7 @@
 // receives the result at its notify_url through client.NotificationHandler (idempotent on
 // notify_id), and when the patient comes back to return_url it looks at its own record first and
 // asks the platform with QueryOrder only when no notification has arrived yet — the return
-// handling wire-api.md §6 recommends. State is kept in memory.
+// handling docs/api/notifications.md recommends. State is kept in memory.
 //
 // See README.md for a one-command run against `go run ./cmd/medpay serve`.
 package main

@@ -21,8 +21,14 @@ type Browser struct {
 	Ctx context.Context
 }
 
-// NewBrowser starts Chromium for t, stopped at cleanup.
+// NewBrowser starts Chromium for t, stopped at cleanup; the whole test has a minute.
 func NewBrowser(t testing.TB) *Browser {
+	t.Helper()
+	return NewBrowserFor(t, 60*time.Second)
+}
+
+// NewBrowserFor is NewBrowser for a longer walk through many pages, bounded by limit.
+func NewBrowserFor(t testing.TB, limit time.Duration) *Browser {
 	t.Helper()
 	exe := os.Getenv(BrowserEnv)
 	if exe == "" {
@@ -47,7 +53,7 @@ func NewBrowser(t testing.TB) *Browser {
 	t.Cleanup(cancel)
 	ctx, cancel2 := chromedp.NewContext(actx)
 	t.Cleanup(cancel2)
-	ctx, cancel3 := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancel3 := context.WithTimeout(ctx, limit)
 	t.Cleanup(cancel3)
 	return &Browser{t: t, Ctx: ctx}
 }

@@ -194,7 +194,7 @@ func New(t testing.TB, opts Options) *Env {
 	e.Pay.Gateway, e.Pay.CashNotifyURL = e.Gateway, cfg.BaseURL+"/notify/cash"
 	e.Pay.Sandbox = sandbox
 	var handler http.Handler = medpayhttp.NewServer(cfg, medpayhttp.Deps{Store: e.Store, Payment: e.Pay, Bureau: api,
-		Sandbox: sandbox, Cities: bureau.CityList(), Cash: wallets, CashAPI: cashAPI, Logger: logger, Now: clock.Now, Registry: e.Metrics})
+		Sandbox: sandbox, Cities: bureau.CityList(), Cash: wallets, CashBooks: e.CashBooks, CashAPI: cashAPI, Logger: logger, Now: clock.Now, Registry: e.Metrics})
 	if inProcess != nil {
 		// As medpay serve does: the in-process bureau's pages at <base-url>/bureau.
 		inProcess.BaseURL = cfg.BaseURL + "/bureau"

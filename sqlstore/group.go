@@ -1,0 +1,157 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+)
+
+// Group commit on SQLite. SQLite has one writer, so write transactions queue anyway; instead of
+// one BEGIN … COMMIT each, the caller that gets the writer's turn (the leader) runs every
+// function queued meanwhile in one transaction, each inside its own SAVEPOINT so that one that
+// fails is rolled back alone, commits once and then answers them all. Nobody is answered before
+// that COMMIT has returned. Whenever the batch as a whole fails (BEGIN, a savepoint, a retryable
+// error or a panic inside, or COMMIT), nothing of it was committed and every function is run again on its
+// own through the ordinary retrying path, which is safe because WriteTx functions must be safe to
+// run again.
+
+// maxBatch bounds one group transaction.
+const maxBatch = 64
+
+type writeReq struct {
+	ctx      context.Context
+	fn       func(*sql.Tx) error
+	done     chan error // buffered: the leader never waits on the caller
+	panicked any        // what fn panicked with, raised again in the caller's goroutine
+}
+
+var errPanicked = errors.New("sqlstore: write function panicked")
+
+// run calls r.fn on behalf of its caller; a panic is caught so that the leader keeps going and
+// gives the writer's turn back, and is raised again by the caller.
+func (r *writeReq) run(tx *sql.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.panicked, err = p, errPanicked
+		}
+	}()
+	return r.fn(tx)
+}
+
+// group is the SQLite writer's queue and turn.
+type group struct {
+	turn    chan struct{} // holding it is the writer's turn
+	mu      sync.Mutex
+	pending []*writeReq
+
+	// For tests: batches is how many group transactions committed; failCommit, when set, is asked
+	// before each COMMIT of a batch of n and may refuse it.
+	batches    int
+	failCommit func(n int) error
+}
+
+func newGroup() *group { return &group{turn: make(chan struct{}, 1)} }
+
+// groupWriteTx queues fn and waits for its answer, taking the writer's turn if it comes first.
+func (db *DB) groupWriteTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	g := db.group
+	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	g.mu.Lock()
+	g.pending = append(g.pending, r)
+	g.mu.Unlock()
+	answer := func(err error) error {
+		if r.panicked != nil {
+			panic(r.panicked)
+		}
+		return err
+	}
+	for {
+		select {
+		case err := <-r.done:
+			return answer(err)
+		case g.turn <- struct{}{}:
+		}
+		// A leader before this one may have answered r while this caller waited for the turn.
+		select {
+		case err := <-r.done:
+			<-g.turn
+			return answer(err)
+		default:
+		}
+		g.mu.Lock()
+		n := min(len(g.pending), maxBatch)
+		batch := g.pending[:n:n]
+		g.pending = g.pending[n:]
+		g.mu.Unlock()
+		db.runBatch(batch)
+		<-g.turn
+		// r was in this batch unless more than maxBatch were queued ahead of it.
+	}
+}
+
+func (db *DB) runBatch(batch []*writeReq) {
+	alone := func(r *writeReq) {
+		r.panicked = nil
+		r.done <- db.retryTx(r.ctx, r.run)
+	}
+	if len(batch) == 1 {
+		alone(batch[0])
+		return
+	}
+	errs, ok := db.tryBatch(batch)
+	if !ok {
+		for _, r := range batch {
+			alone(r)
+		}
+		return
+	}
+	for i, r := range batch {
+		r.done <- errs[i]
+	}
+}
+
+// tryBatch runs batch in one transaction. ok false means nothing was committed and no function's
+// outcome stands; otherwise errs holds each function's own outcome, all of it committed.
+func (db *DB) tryBatch(batch []*writeReq) (errs []error, ok bool) {
+	// The transaction outlives any one caller: a caller that gives up only fails its own function.
+	tx, err := db.sql.BeginTx(context.Background(), nil)
+	if err != nil {
+		return nil, false
+	}
+	defer tx.Rollback() // after Commit, a no-op
+	errs = make([]error, len(batch))
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if _, err := tx.Exec(`SAVEPOINT batch_member`); err != nil {
+			return nil, false
+		}
+		if err := r.run(tx); err != nil {
+			if retryable(err) || r.panicked != nil {
+				return nil, false
+			}
+			errs[i] = err
+			if _, err := tx.Exec(`ROLLBACK TO batch_member`); err != nil {
+				return nil, false
+			}
+		}
+		// Fails when SQLite has rolled the whole transaction back on its own (an interrupt, a
+		// full disk): then the batch is lost, and found out before anything is answered.
+		if _, err := tx.Exec(`RELEASE batch_member`); err != nil {
+			return nil, false
+		}
+	}
+	if f := db.group.failCommit; f != nil {
+		if err := f(len(batch)); err != nil {
+			return nil, false
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, false
+	}
+	db.group.batches++
+	return errs, true
+}
