@@ -60,10 +60,16 @@ type Step string
 const (
 	StepNone    Step = ""        // nothing outside has been asked
 	StepScanned Step = "scanned" // a micropay order no step has started: waiting for the payer
-	StepSettle  Step = "settle"  // the bureau may have settled (6202 under SettleSerial)
-	StepCharge  Step = "charge"  // insurance settled (or none); the cash channel may have charged
-	StepReverse Step = "reverse" // the upload must be revoked (6401) or the settlement refunded (6203 HI)
-	StepDone    Step = "done"    // final
+	// The payer-driven saga (issue 10): the payer authorised the insurance part at the bureau
+	// (StepAuthorized), then the cash prepay may exist at the channel and the payer may pay it in
+	// the channel's cashier (StepCashPay). Both keep the order NOTPAY: nothing was paid, and
+	// expiry closes the prepay and revokes the upload.
+	StepAuthorized Step = "authorized"
+	StepCashPay    Step = "cashpay"
+	StepSettle     Step = "settle"  // the bureau may have settled (6202 under SettleSerial)
+	StepCharge     Step = "charge"  // insurance settled (or none); the cash channel may have charged
+	StepReverse    Step = "reverse" // the upload must be revoked (6401) or the settlement refunded (6203 HI)
+	StepDone       Step = "done"    // final
 )
 
 // RecoverySteps are the steps an interrupted saga is resumed from.
@@ -152,6 +158,14 @@ func (o *Order) SettleSerial() string { return fmt.Sprintf("%s-S%d", o.MedTransI
 // ReverseSerial is the idempotency key (appRefdSn) of the 6203 refund that undoes a settlement
 // of the current attempt.
 func (o *Order) ReverseSerial() string { return fmt.Sprintf("%s-V%d", o.MedTransID, o.Attempt) }
+
+// CashTradeNo is the out_trade_no of the order's cash part at the cash channel: one per order,
+// so that a payer can never pay one order's cash twice.
+func (o *Order) CashTradeNo() string { return o.MedTransID }
+
+// CashReverseNo is the out_refund_no of the automatic refund of the cash of an order whose
+// insurance part could not be settled.
+func (o *Order) CashReverseNo() string { return o.MedTransID + "-X" }
 
 // ChargeSerial is the idempotency serial of the cash charge for the current attempt.
 func (o *Order) ChargeSerial() string { return fmt.Sprintf("%s-C%d", o.MedTransID, o.Attempt) }

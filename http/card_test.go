@@ -402,7 +402,8 @@ func TestBindPageSetsWalletScenario(t *testing.T) {
 	}
 	r := env.Call(t, "/payinsurance/unifiedorder", token, h.APIKey, testenv.OrderRequest(h, "declined-1"))
 	ok(t, r)
-	if code, out := env.Confirm(t, r.Get("med_trans_id"), "123456"); code != 200 || out["med_trade_state"] != "PAYERROR" {
+	// The wallet declines at the channel: nothing is paid, the order stays payable.
+	if code, out := env.Confirm(t, r.Get("med_trans_id"), "123456"); code != http.StatusPaymentRequired || out["med_trade_state"] != "NOTPAY" {
 		t.Fatalf("cash order of a cash_declined payer bound on the page: %d %v", code, out)
 	}
 }

@@ -279,23 +279,23 @@ func TestReplayRefusedWhileTokenLives(t *testing.T) {
 	protocolFail(t, resp2, data, "access_token无效或已过期")
 }
 
-// countingCash counts the PINs the cash channel is asked to check.
+// countingCash counts the PINs the cash channel's sandbox is asked to check.
 type countingCash struct {
-	medpay.CashChannel
+	pay     func(ctx context.Context, prepayID, pin string) error
 	checked atomic.Int32
 }
 
-func (c *countingCash) VerifyPIN(ctx context.Context, payer, pin string) error {
+func (c *countingCash) SandboxPay(ctx context.Context, prepayID, pin string) error {
 	c.checked.Add(1)
-	return c.CashChannel.VerifyPIN(ctx, payer, pin)
+	return c.pay(ctx, prepayID, pin)
 }
 
 // TestPINLockoutConcurrent: wrong PINs sent at once cannot have more PINs checked than the limits
 // allow, and a stranger holding one pay_url cannot lock the payer out of the other orders.
 func TestPINLockoutConcurrent(t *testing.T) {
 	env, h, token := setup(t)
-	cash := &countingCash{CashChannel: env.Pay.Cash}
-	env.Pay.Cash = cash
+	cash := &countingCash{pay: env.Pay.SandboxPay}
+	env.Pay.SandboxPay = cash.SandboxPay
 	place := func(openid string) string {
 		r := env.Call(t, "/payinsurance/unifiedorder", token, h.APIKey, testenv.OrderRequest(h, openid))
 		ok(t, r)

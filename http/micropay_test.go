@@ -119,16 +119,28 @@ func TestMicropayWithinLimit(t *testing.T) {
 	bizFail(t, micropay(t, env, h, token, micropayRequest(h, code)), medpay.ErrAuthCode)
 }
 
-// TestMicropayCashOnly: a payer without a card pays a cash order with the code.
+// TestMicropayCashOnly: a payer without a card scans for a cash order; no channel charges on the
+// platform's word, so the order waits (USERPAYING) for the payer to pay in the channel's cashier
+// from the pay page, then the hospital's query sees it paid.
 func TestMicropayCashOnly(t *testing.T) {
 	env, h, token := setup(t)
 	r := micropay(t, env, h, token, micropayRequest(h, payCode(t, env, h.AppID, "cash-1"), "openid", "cash-1"))
 	ok(t, r)
-	if r.Get("med_trade_state") != "SUCCESS" || r.Get("cash_trade_status") != "SUCCESS" || r.Get("cash_order_id") == "" {
-		t.Fatalf("cash micropay: %s %s", r.Get("med_trade_state"), r.Get("cash_trade_status"))
+	id := r.Get("med_trans_id")
+	if r.Get("med_trade_state") != "USERPAYING" || r.Get("cash_trade_status") != "NOTPAY" || r.Get("pay_url") != env.URL+"/pay/"+id {
+		t.Fatalf("cash micropay: %s %s %q", r.Get("med_trade_state"), r.Get("cash_trade_status"), r.Get("pay_url"))
 	}
-	checkBooks(t, env, r.Get("med_trans_id"), nil, h.AppID+"/cash-1")
-	noNotifications(t, env, r.Get("med_trans_id"))
+	checkBooks(t, env, id, nil, h.AppID+"/cash-1") // nothing moved yet
+	if code, out := env.Confirm(t, id, "123456"); code != 200 || out["med_trade_state"] != "SUCCESS" {
+		t.Fatalf("the payer pays the cash: %d %v", code, out)
+	}
+	q := env.Call(t, "/payinsurance/queryorder", token, h.APIKey, testenv.Msg("appid", h.AppID, "mch_id", h.MchID, "med_trans_id", id))
+	ok(t, q)
+	if q.Get("med_trade_state") != "SUCCESS" || q.Get("cash_trade_status") != "SUCCESS" || q.Get("cash_order_id") == "" {
+		t.Fatalf("cash micropay after paying: %s %s", q.Get("med_trade_state"), q.Get("cash_trade_status"))
+	}
+	checkBooks(t, env, id, nil, h.AppID+"/cash-1")
+	noNotifications(t, env, id)
 }
 
 func TestMicropayAboveLimit(t *testing.T) {
@@ -218,7 +230,9 @@ func TestMicropayLimitConfig(t *testing.T) {
 		env := testenv.New(t, testenv.Options{Config: testMicropayConfig(tc.limit)})
 		h := env.Hospital(t)
 		token := env.Token(t, h)
-		r := micropay(t, env, h, token, micropayRequest(h, payCode(t, env, h.AppID, "lim"), "total_fee", tc.fee, "cash_fee", tc.fee))
+		// Insurance only: a cash part always waits for the payer's cashier.
+		env.Bind(t, h, "lim", "440300", bureau.ScenarioRetiree)
+		r := micropay(t, env, h, token, micropayRequest(h, payCode(t, env, h.AppID, "lim"), insuranceOnly(tc.fee)...))
 		ok(t, r)
 		if r.Get("med_trade_state") != tc.want {
 			t.Errorf("limit %d, %s fen: %s, want %s", tc.limit, tc.fee, r.Get("med_trade_state"), tc.want)
@@ -253,7 +267,7 @@ func TestMicropayAuthCodeErrors(t *testing.T) {
 	other := env.Hospital(t)
 	otherToken := env.Token(t, other)
 	bizFail(t, micropay(t, env, other, otherToken, micropayRequest(other, code)), medpay.ErrAuthCode)
-	first := try(code, "openid", "ac-1") // the payer's own openid is accepted
+	first := try(code, append(insuranceOnly("10000"), "openid", "ac-1")...) // the payer's own openid is accepted
 	ok(t, first)
 	if first.Get("med_trade_state") != "SUCCESS" {
 		t.Fatalf("first use: %s", first.Get("med_trade_state"))
@@ -283,14 +297,20 @@ func TestMicropayScenarios(t *testing.T) {
 		wantPlace string
 		wantState medpay.TradeState
 	}{
+		// Each order has a cash part, so it waits for the payer, who pays it in the channel's
+		// cashier (the sandbox confirmation); a declined wallet leaves it unpaid until it expires.
 		{scenario: bureau.ScenarioEmployee, kv: mixed, wantState: medpay.StateSuccess},
-		{scenario: bureau.ScenarioCashDeclined, kv: mixed, wantState: medpay.StateSysRefunded},
-		{scenario: bureau.ScenarioCashDeclined, kv: []string{"total_fee", "3000", "cash_fee", "3000"}, wantState: medpay.StatePayError},
+		{scenario: bureau.ScenarioCashDeclined, kv: mixed, wantState: medpay.StateClosed},
+		{scenario: bureau.ScenarioCashDeclined, kv: []string{"total_fee", "3000", "cash_fee", "3000"}, wantState: medpay.StateClosed},
 		{scenario: bureau.ScenarioSettleLost, kv: mixed, wantState: medpay.StateSuccess},
 		{scenario: bureau.ScenarioBureauTimeout, kv: mixed, wantState: medpay.StatePayError},
 		{scenario: bureau.ScenarioSuspended, kv: mixed, wantPlace: medpay.ErrBureauRejected},
 	} {
-		t.Run(tc.scenario+"/"+string(tc.wantState)+tc.wantPlace, func(t *testing.T) {
+		name := tc.scenario + "/" + string(tc.wantState) + tc.wantPlace
+		if len(tc.kv) == 4 {
+			name += "/cash-only" // distinct test names: each gets a database of its own
+		}
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			env := testenv.New(t, testenv.Options{})
 			h := env.Hospital(t)
@@ -302,10 +322,24 @@ func TestMicropayScenarios(t *testing.T) {
 				return
 			}
 			ok(t, r)
-			if r.Get("med_trade_state") != string(tc.wantState) {
-				t.Fatalf("state %s (%s), want %s", r.Get("med_trade_state"), r.Get("trade_status_desc"), tc.wantState)
+			id := r.Get("med_trans_id")
+			if r.Get("med_trade_state") != "USERPAYING" {
+				t.Fatalf("state %s (%s), want USERPAYING: waiting for the payer", r.Get("med_trade_state"), r.Get("trade_status_desc"))
 			}
-			o := checkBooks(t, env, r.Get("med_trans_id"), &p, h.AppID+"/sc")
+			code, out := env.Confirm(t, id, "123456")
+			if tc.wantState == medpay.StateClosed {
+				if code != http.StatusPaymentRequired {
+					t.Fatalf("a declined payer: %d %v", code, out)
+				}
+				env.Clock.Advance(medpay.DefaultExpiry + time.Minute)
+				token = env.Token(t, h) // the old one expired meanwhile
+			}
+			q := env.Call(t, "/payinsurance/queryorder", token, h.APIKey, testenv.Msg("appid", h.AppID, "mch_id", h.MchID, "med_trans_id", id))
+			ok(t, q)
+			if q.Get("med_trade_state") != string(tc.wantState) {
+				t.Fatalf("state %s (%s), want %s", q.Get("med_trade_state"), q.Get("trade_status_desc"), tc.wantState)
+			}
+			o := checkBooks(t, env, id, &p, h.AppID+"/sc")
 			if o.Step != medpay.StepDone {
 				t.Errorf("step %q, want done", o.Step)
 			}
@@ -328,7 +362,7 @@ func TestPayCodePage(t *testing.T) {
 	if len(code) != 18 {
 		t.Fatalf("code %q is not 18 digits", code)
 	}
-	r := micropay(t, env, h, token, micropayRequest(h, code))
+	r := micropay(t, env, h, token, micropayRequest(h, code, insuranceOnly("10000")...))
 	ok(t, r)
 	if r.Get("openid") != "page-1" || r.Get("med_trade_state") != "SUCCESS" {
 		t.Fatalf("micropay with the page's code: %s %s", r.Get("openid"), r.Get("med_trade_state"))
@@ -363,4 +397,10 @@ func TestMicropayProviderMode(t *testing.T) {
 	}
 	checkBooks(t, env, r.Get("med_trans_id"), &p, h.AppID+"/sub-mp")
 	noNotifications(t, env, r.Get("med_trans_id"))
+}
+
+// insuranceOnly are the fields of an order of fee fen the bureau pays whole for an employee or a
+// retiree (a micropay settled at once).
+func insuranceOnly(fee string) []string {
+	return []string{"pay_type", "2", "total_fee", fee, "cash_fee", "0", "insurance_fee", fee, "allow_fee_change", "1"}
 }

@@ -152,10 +152,16 @@ func (s *Server) renderPay(w http.ResponseWriter, status int, o *medpay.Order, m
 	s.render(w, status, "pay.html", d)
 }
 
-// payConfirm takes the PIN (POST pay_url), runs the payment, and sends the payer back.
+// payConfirm is the sandbox's one-step payment (POST pay_url with the test PIN): the same steps
+// as the bureau's page and the cashier (payment.Service.Confirm). Outside the sandbox the
+// platform takes no PIN: the payer pays through /pay/{id}/authorize.
 func (s *Server) payConfirm(w http.ResponseWriter, r *http.Request) {
 	o, ok := s.pageOrder(w, r)
 	if !ok {
+		return
+	}
+	if !s.cfg.Sandbox {
+		http.Redirect(w, r, "/pay/"+o.MedTransID+"/authorize", http.StatusSeeOther)
 		return
 	}
 	if o.State == medpay.StateNotPay && !payment.HasPayer(o) {

@@ -3,7 +3,9 @@ package http_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"testing"
+	"time"
 
 	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/bureau"
@@ -103,6 +105,9 @@ type payCase struct {
 	wantAcct  int64
 	wantCash  int64
 	notified  bool
+	// declined: the payer's wallet declines the cash part, so the order stays NOTPAY, nothing
+	// settled or paid, until it expires (wantState is then its state).
+	declined bool
 }
 
 func TestPaymentScenarios(t *testing.T) {
@@ -118,7 +123,7 @@ func TestPaymentScenarios(t *testing.T) {
 		{scenario: "settle_lost", kv: bill, wantState: medpay.StateSuccess, wantHifp: 3207, wantAcct: 3293, notified: true},
 		{scenario: "cash_declined", kv: []string{"pay_type", "3", "total_fee", "6500", "cash_fee", "1000", "insurance_fee", "5500",
 			"allow_fee_change", "1", "request_content", `{"acct_used":false,"items":[{"code":"1","name":"诊疗","class":"A","price":6500,"qty":1}]}`},
-			wantState: medpay.StateSysRefunded, wantHifp: 3575, wantCash: 2925, notified: true},
+			declined: true, wantState: medpay.StateClosed, wantHifp: 3575, wantCash: 2925},
 		{scenario: "acct_empty", kv: []string{"pay_type", "2", "total_fee", "5000", "cash_fee", "0", "insurance_fee", "5000", "allow_fee_change", "0"},
 			wantPlace: medpay.ErrFeeChanged},
 	}
@@ -141,7 +146,21 @@ func TestPaymentScenarios(t *testing.T) {
 				t.Fatalf("pre-settled insurance_fee %s, want %d", got, tc.wantHifp+tc.wantAcct)
 			}
 			code, out := env.Confirm(t, id, "123456")
-			if code != 200 || out["med_trade_state"] != string(tc.wantState) {
+			if tc.declined {
+				if code != http.StatusPaymentRequired || out["med_trade_state"] != string(medpay.StateNotPay) {
+					t.Fatalf("confirm of a declined payer: %d %v", code, out)
+				}
+				checkBooks(t, env, id, &p, payer)
+				env.Clock.Advance(medpay.DefaultExpiry + time.Minute)
+				token = env.Token(t, h) // the old one expired meanwhile
+				if _, err := env.Pay.ExpireOnce(context.Background(), 10); err != nil {
+					t.Fatal(err)
+				}
+				o, _ := env.Store.OrderByID(context.Background(), id)
+				if q, err := env.Gateway.QueryPayment(context.Background(), o.CashTradeNo()); err != nil || q.State != medpay.CashClosed {
+					t.Errorf("the expired order's cash prepay: %+v, %v", q, err)
+				}
+			} else if code != 200 || out["med_trade_state"] != string(tc.wantState) {
 				t.Fatalf("confirm: %d %v", code, out)
 			}
 			o := checkBooks(t, env, id, &p, payer)
@@ -171,7 +190,7 @@ func TestPaymentScenarios(t *testing.T) {
 			// The bureau keeps nothing of a failed order: a settle that timed out is revoked
 			// (6401), a settlement whose cash leg failed has its insured part refunded (6203 HI;
 			// the cash part stays on the bureau's books, so the order is refunded in part).
-			wantOrd := map[string]int{"bureau_timeout": medpay.OrdRevoked, "cash_declined": medpay.OrdRefundedPart}[tc.scenario]
+			wantOrd := map[string]int{"bureau_timeout": medpay.OrdRevoked, "cash_declined": medpay.OrdRevoked}[tc.scenario]
 			if wantOrd != 0 {
 				state, err := env.Bureau.OrderState(context.Background(), o.PayOrdID)
 				if err != nil || state != wantOrd {

@@ -422,10 +422,10 @@ func (s *Server) reconcileDay(r *http.Request) (*reconView, error) {
 		start = time.Date(n.Year(), n.Month(), n.Day(), 0, 0, 0, 0, medpay.CST)
 	}
 	v := &reconView{Day: start.Format(time.DateOnly)}
-	if s.bureau == nil || s.cash == nil {
+	if s.bureau == nil || s.books == nil {
 		return v, nil
 	}
-	v.Report, err = reconcile.Day(r.Context(), s.store, s.bureau, s.cash, start)
+	v.Report, err = reconcile.Day(r.Context(), s.store, s.bureau, s.books, start)
 	return v, err
 }
 

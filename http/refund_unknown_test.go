@@ -16,13 +16,13 @@ func (silentBureau) Refund(ctx context.Context, req medpay.RefundRequest) (*medp
 }
 
 // silentCash is the cash channel with its refunds unreachable.
-type silentCash struct{ medpay.CashChannel }
+type silentCash struct{ medpay.CashGateway }
 
-func (silentCash) Refund(ctx context.Context, serial, chargeSerial string, amount int64) (*medpay.CashReceipt, error) {
+func (silentCash) Refund(ctx context.Context, req medpay.CashRefundRequest) (*medpay.CashRefund, error) {
 	return nil, medpay.ErrOutcomeUnknown
 }
 
-func (silentCash) QueryRefund(ctx context.Context, serial string) (*medpay.CashReceipt, error) {
+func (silentCash) QueryRefund(ctx context.Context, outRefundNo string) (*medpay.CashRefund, error) {
 	return nil, medpay.ErrOutcomeUnknown
 }
 
@@ -32,7 +32,7 @@ func (silentCash) QueryRefund(ctx context.Context, serial string) (*medpay.CashR
 func TestRefundOutcomeUnknown(t *testing.T) {
 	env, h, token := setup(t)
 	id, p := paidOrder(t, env, h, token, "rf-silent", "employee")
-	realBureau, realCash := env.Pay.Bureau, env.Pay.Cash
+	realBureau, realCash := env.Pay.Bureau, env.Pay.Gateway
 
 	env.Pay.Bureau = silentBureau{realBureau}
 	bizFail(t, env.Call(t, "/payinsurance/refund", token, h.APIKey, refundReq(h, id, "S1")), medpay.ErrBureauRefund)
@@ -43,13 +43,13 @@ func TestRefundOutcomeUnknown(t *testing.T) {
 	env.Pay.Bureau = realBureau
 
 	// The bureau leg now goes through; the cash channel is the one that cannot be reached.
-	env.Pay.Cash = silentCash{realCash}
+	env.Pay.Gateway = silentCash{realCash}
 	bizFail(t, env.Call(t, "/payinsurance/refund", token, h.APIKey, refundReq(h, id, "S1")), medpay.ErrCashRefund)
 	q = env.Call(t, "/payinsurance/queryrefund", token, h.APIKey, refundReq(h, id, "S1"))
 	if q.Get("med_refund_state") != "PROCESSING" || q.Get("insurance_refund_status") != "SUCCESS" || q.Get("cash_refund_status") != "PROCESSING" {
 		t.Fatalf("after 556: %s / %s / %s", q.Get("med_refund_state"), q.Get("insurance_refund_status"), q.Get("cash_refund_status"))
 	}
-	env.Pay.Cash = realCash
+	env.Pay.Gateway = realCash
 
 	r := env.Call(t, "/payinsurance/refund", token, h.APIKey, refundReq(h, id, "S1"))
 	ok(t, r)

@@ -43,6 +43,12 @@ func (s *Server) routes() http.Handler {
 	pages.HandleFunc("GET /pay/{id}", s.payPage)
 	pages.HandleFunc("POST /pay/{id}", s.payConfirm)
 	pages.HandleFunc("GET /pay/{id}/qr.png", s.payQR)
+	if s.payment.Gateway != nil {
+		pages.HandleFunc("GET /pay/{id}/authorize", s.payAuthorize)
+		pages.HandleFunc("GET /pay/{id}/authorized", s.payAuthorized)
+		pages.HandleFunc("GET /pay/{id}/paid", s.payPaid)
+		mux.HandleFunc("POST /notify/cash", s.cashNotify)
+	}
 	pages.HandleFunc("GET /bind/{token}", s.bindPage)
 	pages.HandleFunc("POST /bind/{token}", s.bindSubmit)
 	pages.HandleFunc("GET /bind/{token}/authorized", s.bindAuthorized)

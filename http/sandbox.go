@@ -151,6 +151,13 @@ func (s *Server) sandboxConfirm(w http.ResponseWriter, r *http.Request) {
 		"cash_trade_status": o.CashStatus, "insurance_trade_status": o.InsuranceStatus,
 		"trade_status_desc": o.StatusDesc,
 	}
+	if errors.Is(err, medpay.ErrDeclined) {
+		// The payer's wallet declined at the channel: nothing was paid, and the order stays
+		// payable until it expires, as after a decline in the channel's cashier.
+		out["error"], out["message"] = "Payment Required", "现金支付被拒绝"
+		writeJSON(w, http.StatusPaymentRequired, out)
+		return
+	}
 	if err != nil {
 		out["err_code"], out["message"] = medpay.ErrorCode(err), medpay.ErrorMessage(err)
 		if medpay.ErrorCode(err) == medpay.ErrSystem {

@@ -11,8 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/medpay/medpay"
-	"github.com/medpay/medpay/cash"
 	"github.com/medpay/medpay/payment"
+	"github.com/medpay/medpay/reconcile"
 	"github.com/medpay/medpay/sqlstore"
 )
 
@@ -49,7 +49,8 @@ type Server struct {
 	bureau  medpay.Bureau
 	sandbox medpay.BureauSandbox
 	cities  []medpay.City
-	cash    *cash.Simulator
+	cash    Wallets
+	books   reconcile.CashBooks
 	cashAPI http.Handler
 	v3      http.Handler
 	logger  *slog.Logger
@@ -57,6 +58,12 @@ type Server struct {
 	metrics *metrics
 	reg     *prometheus.Registry
 	handler http.Handler
+}
+
+// Wallets are the simulated cash channel's wallets, whose sandbox scenario follows the person a
+// payer binds (*cash.Simulator in process, cash.RemoteWallets for a served channel).
+type Wallets interface {
+	SetDeclining(ctx context.Context, payer string, declining bool) error
 }
 
 // Deps are the server's collaborators.
@@ -68,13 +75,15 @@ type Deps struct {
 	// page); nil when the bureau is not a simulator.
 	Sandbox medpay.BureauSandbox
 	// Cities are the coverage cities the bind page offers.
-	Cities   []medpay.City
-	Cash     *cash.Simulator
-	CashAPI  http.Handler // the simulated cash channel over APIv3, mounted at /cash in the sandbox
-	V3       http.Handler // 医保 2.0 (package medins), mounted at /v3/ and /sandbox/v3/
-	Logger   *slog.Logger
-	Now      func() time.Time
-	Registry *prometheus.Registry // metrics are registered here and served at /metrics
+	Cities []medpay.City
+	Cash   Wallets
+	// CashBooks is the cash channel's journal for reconciliation (cash.Books).
+	CashBooks reconcile.CashBooks
+	CashAPI   http.Handler // the simulated cash channel over APIv3, mounted at /cash in the sandbox
+	V3        http.Handler // 医保 2.0 (package medins), mounted at /v3/ and /sandbox/v3/
+	Logger    *slog.Logger
+	Now       func() time.Time
+	Registry  *prometheus.Registry // metrics are registered here and served at /metrics
 }
 
 // NewServer returns a server; it registers its metrics on d.Registry.
@@ -88,7 +97,7 @@ func NewServer(cfg Config, d Deps) *Server {
 	if d.Registry == nil {
 		d.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, store: d.Store, payment: d.Payment, bureau: d.Bureau, sandbox: d.Sandbox, cities: d.Cities, cash: d.Cash, cashAPI: d.CashAPI, v3: d.V3,
+	s := &Server{cfg: cfg, store: d.Store, payment: d.Payment, bureau: d.Bureau, sandbox: d.Sandbox, cities: d.Cities, cash: d.Cash, books: d.CashBooks, cashAPI: d.CashAPI, v3: d.V3,
 		logger: d.Logger, now: d.Now, reg: d.Registry, metrics: newMetrics(d.Registry)}
 	s.handler = s.routes()
 	return s

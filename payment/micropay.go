@@ -147,7 +147,9 @@ func (s *Service) micropayRetry(ctx context.Context, r *MicropayRequest, prev *m
 
 // micropayPay pays a scanned order within the no-PIN limit and returns it as it stands.
 func (s *Service) micropayPay(ctx context.Context, r *MicropayRequest, o *medpay.Order) (*medpay.Order, error) {
-	if o.State != medpay.StateNotPay || o.Step != StepScanned || o.CashFee+o.InsuranceFee > r.limit() {
+	// A cash part is paid by the payer in the cash channel's cashier, never charged by the
+	// platform: such an order waits for the payer on the pay page, as one above the limit does.
+	if o.State != medpay.StateNotPay || o.Step != StepScanned || o.CashFee > 0 || o.CashFee+o.InsuranceFee > r.limit() {
 		return o, nil
 	}
 	paid, err := s.PayNow(ctx, o.MedTransID)
@@ -188,6 +190,9 @@ func (s *Service) PayNow(ctx context.Context, medTransID string) (*medpay.Order,
 	}
 	if o.Step != StepScanned {
 		return nil, fmt.Errorf("order %s was not placed by micropay: it needs the payer's PIN", medTransID)
+	}
+	if o.CashFee > 0 {
+		return nil, fmt.Errorf("order %s has a cash part: the payer pays it in the cash channel's cashier", medTransID)
 	}
 	return s.start(ctx, o)
 }

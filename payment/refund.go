@@ -197,6 +197,9 @@ func (s *Service) refundBureau(ctx context.Context, o *medpay.Order, r *medpay.R
 
 // refundCash gives the cash part back.
 func (s *Service) refundCash(ctx context.Context, o *medpay.Order, r *medpay.Refund) error {
+	if s.Gateway != nil {
+		return s.refundCashAtChannel(ctx, o, r)
+	}
 	rc, err := s.Cash.Refund(ctx, r.CashSerial(), o.ChargeSerial(), r.CashRefundFee)
 	s.fault("cash_refunded")
 	var rejected *medpay.Error
@@ -222,6 +225,40 @@ func (s *Service) refundCash(ctx context.Context, o *medpay.Order, r *medpay.Ref
 	}
 	next := *r
 	next.CashStatus, next.CashRefundID = medpay.RefundLegSuccess, rc.ID
+	t := medpay.Transfer{From: medpay.HospitalAccount(hospitalMchID(o)), To: medpay.PayerWalletAccount(PayerKey(o)), Amount: r.CashRefundFee}
+	return s.finishRefund(ctx, o, r, &next, []medpay.Transfer{t})
+}
+
+// refundCashAtChannel gives the cash part back through the cash gateway, once per refund
+// (out_refund_no is the refund's CashSerial): a refusal fails the leg, an unknown outcome is
+// asked for by query and otherwise left to recovery.
+func (s *Service) refundCashAtChannel(ctx context.Context, o *medpay.Order, r *medpay.Refund) error {
+	req := medpay.CashRefundRequest{OutTradeNo: o.CashTradeNo(), OutRefundNo: r.CashSerial(), Reason: "退款",
+		Amount: r.CashRefundFee, Total: o.CashFee}
+	rc, err := s.Gateway.Refund(ctx, req)
+	s.fault("cash_refunded")
+	if err != nil && !errors.Is(err, medpay.ErrOutcomeUnknown) {
+		next := *r
+		next.CashStatus = medpay.RefundLegFail
+		if r.InsuranceStatus == medpay.RefundLegSuccess {
+			next.State, next.Step, next.StatusDesc = medpay.RefundChange, "", "现金退款失败,需人工处理"
+		} else {
+			next.State, next.Step, next.StatusDesc = medpay.RefundFail, "", "现金退款失败"
+		}
+		if serr := s.saveRefund(ctx, r, &next, sqlstore.RefundChange{}); serr != nil {
+			return serr
+		}
+		s.log().Warn("cash refund refused", "med_refund_id", r.MedRefundID, "err", err)
+		return medpay.Errorf(medpay.ErrCashRefund, "cash channel refused the refund")
+	}
+	if err != nil || rc.Status != medpay.CashRefundSuccess {
+		if rc, err = s.Gateway.QueryRefund(ctx, req.OutRefundNo); err != nil || rc.Status != medpay.CashRefundSuccess {
+			s.log().Warn("cash refund outcome unknown", "med_refund_id", r.MedRefundID, "err", err)
+			return medpay.Errorf(medpay.ErrCashRefund, "cash refund outcome unknown; retry with the same hosp_out_refund_no")
+		}
+	}
+	next := *r
+	next.CashStatus, next.CashRefundID = medpay.RefundLegSuccess, rc.RefundID
 	t := medpay.Transfer{From: medpay.HospitalAccount(hospitalMchID(o)), To: medpay.PayerWalletAccount(PayerKey(o)), Amount: r.CashRefundFee}
 	return s.finishRefund(ctx, o, r, &next, []medpay.Transfer{t})
 }

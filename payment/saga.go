@@ -2,6 +2,7 @@ package payment
 
 import (
 	"context"
+	"crypto/subtle"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -46,16 +47,27 @@ var errTooManyConflicts = errors.New("saga: the row kept changing under this pro
 // PayerKey names the payer for the cash channel and the PIN lockout.
 func PayerKey(o *medpay.Order) string { return medpay.PayerID(o.Payer()) }
 
-// Confirm is the payer's confirmation of an order with the PIN: the same path for the payment
-// page and the sandbox API. It runs the saga as far as it can go now and returns the order;
-// an order whose outcome is still unknown stays USERPAYING and Recover finishes it.
+// Confirm pays an order in one call for tests and the sandbox (POST /sandbox/orders/{id}/confirm
+// {"pin"}), by driving the payer-driven saga's steps (payer.go): the PIN is checked the way the
+// bureau's authorisation page checks it (the sandbox person's PIN) and the insurance part
+// authorised through the sandbox (a); the cash part is prepaid and paid from the payer's wallet
+// through the channel's sandbox, which checks the wallet PIN the way its cashier does (b); the
+// platform then learns of the payment by query and settles (c). Attempts are counted per payer
+// and order before the PIN is checked. An order whose outcome is still unknown stays USERPAYING
+// and Recover finishes it.
 func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.Order, error) {
+	// The steps outlive the request: a closed page must not leave them half done.
+	ctx, cancel := detached(ctx)
+	defer cancel()
 	o, err := s.payable(ctx, medTransID)
 	if err != nil || o.State != medpay.StateNotPay {
 		return o, err // already paid: the payer sees the result again
 	}
 	if !HasPayer(o) {
 		return o, ErrNoPayer // 扫码付: Identify first
+	}
+	if s.Gateway == nil || s.SandboxPay == nil || (o.InsuranceFee > 0 && s.Sandbox == nil) {
+		return nil, errors.New("payment: the sandbox confirmation needs the sandbox bureau and cash channel")
 	}
 	payer := PayerKey(o)
 	// The attempt is counted before the PIN is checked, in one step with the blocks' check.
@@ -65,20 +77,84 @@ func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.
 	} else if a.Refused {
 		return o, &PINError{BlockedUntil: a.BlockedUntil}
 	}
-	pinErr := s.Cash.VerifyPIN(ctx, payer, pin)
-	if pinErr != nil && !errors.Is(pinErr, medpay.ErrWrongPIN) {
-		return nil, pinErr
-	}
-	if pinErr != nil {
+	wrongPIN := func() (*medpay.Order, error) {
 		if !a.BlockedUntil.IsZero() {
 			return o, &PINError{BlockedUntil: a.BlockedUntil}
 		}
 		return o, &PINError{Remaining: a.Remaining}
 	}
+	if o.InsuranceFee > 0 && !authorised(o) {
+		person, err := s.sandboxPerson(ctx, o.PsnNo)
+		if err != nil {
+			return nil, err
+		}
+		if subtle.ConstantTimeCompare([]byte(pin), []byte(person.PIN)) != 1 {
+			return wrongPIN()
+		}
+		auth, err := s.Sandbox.SandboxPayAuth(ctx, person.IDNo, medpay.ScopePay)
+		if err != nil {
+			return nil, err
+		}
+		if o, err = s.authorizedAs(ctx, o, auth); err != nil || o.State != medpay.StateNotPay {
+			if err == nil {
+				err = s.Store.PINSucceeded(ctx, payer, o.MedTransID)
+			}
+			return o, err
+		}
+	}
+	if o.CashFee > 0 {
+		cur, p, err := s.PrepayCash(ctx, o.MedTransID)
+		if err != nil || cur.State != medpay.StateNotPay {
+			return cur, err
+		}
+		err = s.SandboxPay(ctx, p.PrepayID, pin)
+		if err == nil {
+			s.fault("cash paid")
+		}
+		if errors.Is(err, medpay.ErrWrongPIN) {
+			return wrongPIN()
+		}
+		// The channel took the PIN (a decline comes after it): the attempt was the payer's.
+		if serr := s.Store.PINSucceeded(ctx, payer, o.MedTransID); serr != nil {
+			return nil, serr
+		}
+		switch {
+		case errors.Is(err, medpay.ErrDeclined):
+			return cur, fmt.Errorf("现金支付失败: %w", err)
+		case err != nil && !errors.Is(err, medpay.ErrOutcomeUnknown):
+			return cur, err
+		}
+		// Paid, or unknown: the channel's query tells.
+		if o, err = s.SyncCash(ctx, o.MedTransID); err != nil {
+			return o, err
+		}
+		if o.State == medpay.StateUserPaying || o.State == medpay.StateSysRefunding {
+			// The channel's callback carried the saga on in another request meanwhile: drive it
+			// to the end here too (every step is idempotent, each change compare-and-swap), so
+			// that the one-call confirmation answers the outcome.
+			if o, err = s.advance(ctx, o); err != nil {
+				return o, err
+			}
+		}
+	}
 	if err := s.Store.PINSucceeded(ctx, payer, o.MedTransID); err != nil {
 		return nil, err
 	}
-	return s.start(ctx, o)
+	return o, nil
+}
+
+// sandboxPerson is the sandbox bureau's test person psnNo.
+func (s *Service) sandboxPerson(ctx context.Context, psnNo string) (*medpay.SandboxPerson, error) {
+	persons, err := s.Sandbox.SandboxPersons(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range persons {
+		if persons[i].PsnNo == psnNo {
+			return &persons[i], nil
+		}
+	}
+	return nil, fmt.Errorf("payment: no sandbox person %s: %w", psnNo, medpay.ErrNotFound)
 }
 
 // payable reads an order for payment, expiring it if due. It returns the order with nil when it
@@ -180,6 +256,11 @@ func (s *Service) settle(ctx context.Context, o *medpay.Order) error {
 	s.fault("settled")
 	var rejected *medpay.Error
 	switch {
+	case errors.As(err, &rejected) && o.CashStatus == medpay.LegSuccess:
+		// The payer paid the cash already: revoke the upload and give the cash back.
+		next := *o
+		next.Step, next.StatusDesc = medpay.StepReverse, "医保结算失败: "+rejected.Message
+		return s.save(ctx, o, &next, sqlstore.OrderChange{})
 	case errors.As(err, &rejected):
 		next := *o
 		next.InsuranceStatus = medpay.LegClosed
@@ -206,8 +287,18 @@ func (s *Service) settle(ctx context.Context, o *medpay.Order) error {
 		next.Step, next.StatusDesc = medpay.StepReverse, "医保结算金额与下单时不符: "+medpay.ErrorMessage(err)
 		return s.save(ctx, o, &next, sqlstore.OrderChange{})
 	}
+	if o.CashStatus == medpay.LegSuccess && next.CashFee != o.CashFee {
+		// The payer paid another cash part than the settlement leaves: undo both.
+		next = *o
+		next.Step, next.StatusDesc = medpay.StepReverse, "医保结算金额与已付现金不符"
+		return s.save(ctx, o, &next, sqlstore.OrderChange{})
+	}
 	next.InsuranceStatus = medpay.LegPayed
 	next.InsuranceOrderID = st.SetlID
+	if o.CashStatus == medpay.LegSuccess {
+		// The payer-driven saga: the cash was paid before the settlement.
+		return s.finish(ctx, o, &next, medpay.StateSuccess, "支付成功", settleTransfers(&next))
+	}
 	if next.CashFee == 0 {
 		next.CashStatus = medpay.LegNoPay
 	}
@@ -283,6 +374,27 @@ func (s *Service) reverse(ctx context.Context, o *medpay.Order) error {
 	}
 	s.fault("reversed")
 	next := *o
+	if o.CashStatus == medpay.LegSuccess {
+		// The payer-driven saga: the cash paid before the settlement goes back, then nothing is kept.
+		if err := s.giveCashBack(ctx, o); err != nil {
+			return err
+		}
+		s.fault("cash refunded")
+		next.CashStatus, next.InsuranceStatus = medpay.LegRefund, medpay.LegClosed
+		if o.InsuranceStatus == medpay.LegPayed {
+			next.InsuranceStatus = medpay.LegRefund
+		}
+		cash := medpay.Transfer{From: medpay.PayerWalletAccount(PayerKey(o)), To: medpay.HospitalAccount(hospitalMchID(o)), Amount: o.CashFee}
+		ts := []medpay.Transfer{cash.Reverse()}
+		if o.InsuranceStatus == medpay.LegPayed {
+			ts = append(ts, reversed(settleTransfers(o))...)
+		}
+		desc := o.StatusDesc
+		if desc == descReversingUnknown {
+			desc = "医保结算超时,已冲正"
+		}
+		return s.finish(ctx, o, &next, medpay.StatePayError, desc+",现金已退回", ts)
+	}
 	if o.InsuranceStatus == medpay.LegPayed {
 		next.InsuranceStatus = medpay.LegRefund
 		return s.finish(ctx, o, &next, medpay.StateSysRefunded, "现金支付失败,医保部分已退回", reversed(settleTransfers(o)))
@@ -407,6 +519,16 @@ func (s *Service) RecoverOnce(ctx context.Context, before time.Time, limit int) 
 	orders, err := s.Store.OrdersToRecover(ctx, before, limit)
 	if err != nil {
 		return 0, err
+	}
+	// Orders at the cashier: the payer may have paid with the channel's callback lost.
+	waiting, err := s.Store.OrdersAwaitingCash(ctx, before, limit)
+	if err != nil {
+		return 0, err
+	}
+	for _, o := range waiting {
+		if _, err := s.SyncCash(ctx, o.MedTransID); err != nil {
+			s.log().Warn("cash query in recovery", "med_trans_id", o.MedTransID, "err", err)
+		}
 	}
 	done := 0
 	for _, o := range orders {

@@ -25,13 +25,22 @@ type Service struct {
 	Store  *sqlstore.Store
 	Bureau medpay.Bureau
 	Cash   medpay.CashChannel
-	Now    func() time.Time
-	Logger *slog.Logger
+	// Gateway is the cash channel of the payer-driven saga (payer.go), and CashNotifyURL the
+	// platform's address for its callbacks.
+	Gateway       medpay.CashGateway
+	CashNotifyURL string
+	// Sandbox and SandboxPay let the sandbox confirmation (Confirm) act for the payer at the
+	// simulated bureau's page and the simulated channel's cashier; nil outside the sandbox.
+	Sandbox    medpay.BureauSandbox
+	SandboxPay func(ctx context.Context, prepayID, pin string) error
+	Now        func() time.Time
+	Logger     *slog.Logger
 	// Notify is called after a transition that queued a notification (wakes the worker).
 	Notify func()
 	// Fault, when set, is called at named points of the saga: after each outside call returns and
-	// before its outcome is recorded ("settled", "charged", "reversed"), and after a final state
-	// is committed ("finished"). The crash tests kill the process there.
+	// before its outcome is recorded ("cash paid" at the channel's sandbox, "settled", "reversed",
+	// "cash refunded", and the old synchronous channel's "charged"), and after a final state is
+	// committed ("finished"). The crash tests kill the process there.
 	Fault func(point string)
 }
 
@@ -341,6 +350,12 @@ func closeOrder(o *medpay.Order, desc string) {
 func (s *Service) Refresh(ctx context.Context, o *medpay.Order) (*medpay.Order, error) {
 	if o.State != medpay.StateNotPay || s.now().Before(o.TimeExpire) {
 		return o, nil
+	}
+	// A cash prepay is closed at the channel first; a payer who paid in time is not turned away.
+	if p, err := s.closeCash(ctx, o); err != nil {
+		return nil, err
+	} else if p != nil {
+		return s.cashOutcome(ctx, o, p)
 	}
 	closed := *o
 	closeOrder(&closed, "订单已过期")

@@ -50,9 +50,40 @@ const (
 // uploaded by the hospital's own institution, so their settlements are in its journal.
 type ForOrg func(ctx context.Context, orgCodg string) (medpay.Bureau, error)
 
+// CashBooks is the cash channel's journal (cash.Books on the channel's database).
+type CashBooks interface {
+	Statement(ctx context.Context, from, to time.Time) ([]cash.StatementEntry, error)
+}
+
+// Journals reads several cash journals as one: the APIv3 channel's, and the wallet that charges
+// the cash part of 医保 2.0 orders.
+type Journals []CashBooks
+
+// Statement concatenates the journals' entries.
+func (js Journals) Statement(ctx context.Context, from, to time.Time) ([]cash.StatementEntry, error) {
+	var out []cash.StatementEntry
+	for _, j := range js {
+		es, err := j.Statement(ctx, from, to)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, es...)
+	}
+	return out, nil
+}
+
+// cashKey is the order a cash journal serial belongs to: an APIv3 payment's out_trade_no is the
+// order's med_trans_id; a charge of the synchronous wallet is <med_trans_id>-C<attempt>.
+func cashKey(serial string) string {
+	if i := strings.LastIndex(serial, "-C"); i > 0 {
+		return serial[:i]
+	}
+	return serial
+}
+
 // Day reconciles the CST calendar day that starts at start. With forOrg, the journals of the
 // institutions whose 2.0 orders moved that day are read too, for those orders' payOrdIds.
-func Day(ctx context.Context, store *sqlstore.Store, bu medpay.Bureau, wallet *cash.Simulator, start time.Time, forOrg ...ForOrg) (*Report, error) {
+func Day(ctx context.Context, store *sqlstore.Store, bu medpay.Bureau, wallet CashBooks, start time.Time, forOrg ...ForOrg) (*Report, error) {
 	end := start.AddDate(0, 0, 1)
 	// nets[party][serial] holds the platform's and the party's view.
 	nets := map[string]map[string]*Amounts{BureauFund: {}, PersonalAccount: {}, Cash: {}}
@@ -85,7 +116,7 @@ func Day(ctx context.Context, store *sqlstore.Store, bu medpay.Bureau, wallet *c
 		case strings.HasPrefix(m.Account, "personal_account:"):
 			at(PersonalAccount, o.PayOrdID).Platform -= m.Amount
 		case strings.HasPrefix(m.Account, "payer_wallet:"):
-			at(Cash, o.ChargeSerial()).Platform -= m.Amount
+			at(Cash, o.CashTradeNo()).Platform -= m.Amount
 		}
 	}
 
@@ -120,9 +151,9 @@ func Day(ctx context.Context, store *sqlstore.Store, bu medpay.Bureau, wallet *c
 	}
 	for _, e := range journal {
 		if e.Kind == cash.KindRefund {
-			at(Cash, e.Charge).Books -= e.Amount
+			at(Cash, cashKey(e.Charge)).Books -= e.Amount
 		} else {
-			at(Cash, e.Serial).Books += e.Amount
+			at(Cash, cashKey(e.Serial)).Books += e.Amount
 		}
 	}
 

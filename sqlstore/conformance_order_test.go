@@ -531,3 +531,33 @@ func TestConformanceOrdersExpired(t *testing.T) {
 		mustDiff(t, "expired after close", medTransIDs([]*medpay.Order{two, three}), list(t0.Add(24*time.Hour), 10))
 	})
 }
+
+func TestConformanceOrdersAwaitingCash(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, db *sqlstore.DB) {
+		b := setup(t, db)
+		m := b.merchant(t)
+		mk := func(tradeNo string, state medpay.TradeState, step medpay.Step) *medpay.Order {
+			o := b.newOrder(m, tradeNo)
+			o.State, o.Step = state, step
+			if err := b.store.CreateOrder(b.ctx, o); err != nil {
+				t.Fatal(err)
+			}
+			return o
+		}
+		waiting := mk("waiting", medpay.StateNotPay, medpay.StepCashPay)
+		mk("authorised", medpay.StateNotPay, medpay.StepAuthorized)
+		mk("settling", medpay.StateUserPaying, medpay.StepSettle)
+		mk("closed", medpay.StateClosed, medpay.StepCashPay)
+		list := func(before time.Time) []string {
+			t.Helper()
+			orders, err := b.store.OrdersAwaitingCash(b.ctx, before, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return medTransIDs(orders)
+		}
+		mustDiff(t, "awaiting cash", medTransIDs([]*medpay.Order{waiting}), list(t0.Add(time.Hour)))
+		mustDiff(t, "awaiting cash, changed since", []string(nil), list(t0.Add(-time.Hour)))
+	})
+}

@@ -139,6 +139,13 @@ func (s *Store) OrdersToRecover(ctx context.Context, before time.Time, limit int
 		steps[0], steps[1], steps[2], ms(before), limit)
 }
 
+// OrdersAwaitingCash lists unpaid orders whose cash prepay is placed at the channel (the payer
+// is at the cashier), last changed before before.
+func (s *Store) OrdersAwaitingCash(ctx context.Context, before time.Time, limit int) ([]*medpay.Order, error) {
+	return s.orderList(ctx, `state = 'NOTPAY' AND step = $1 AND updated_at < $2 ORDER BY updated_at LIMIT $3`,
+		medpay.StepCashPay, ms(before), limit)
+}
+
 // OrdersExpired lists NOTPAY orders whose time_expire has passed.
 func (s *Store) OrdersExpired(ctx context.Context, now time.Time, limit int) ([]*medpay.Order, error) {
 	return s.orderList(ctx, `state = 'NOTPAY' AND generation = 1 AND time_expire <= $1 ORDER BY time_expire LIMIT $2`, ms(now), limit)

@@ -29,7 +29,14 @@ import (
 // startProc starts the binary with args and waits until health answers 200.
 func startProc(t *testing.T, health string, args ...string) *proc {
 	t.Helper()
+	return startProcEnv(t, nil, health, args...)
+}
+
+// startProcEnv is startProc with extra environment.
+func startProcEnv(t *testing.T, env []string, health string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(binary(t), args...)
+	cmd.Env = append(os.Environ(), env...)
 	stderr, _ := cmd.StderrPipe()
 	cmd.Stdout = io.Discard
 	if err := cmd.Start(); err != nil {
@@ -408,8 +415,9 @@ func killCashServe(t *testing.T, db string) {
 // TestProductionMountsNoCashChannel: outside the sandbox there is no simulated channel to reach.
 func TestProductionMountsNoCashChannel(t *testing.T) {
 	// Not parallel: see TestKillCashServe.
+	env := counterparties(t)
 	addr := freeAddr(t)
-	startProc(t, "http://"+addr+"/healthz", "serve", "--db", filepath.Join(t.TempDir(), "medpay.db"), "--addr", addr, "--sandbox=false")
+	startProcEnv(t, env, "http://"+addr+"/healthz", "serve", "--db", filepath.Join(t.TempDir(), "medpay.db"), "--addr", addr, "--sandbox=false")
 	for _, c := range []struct{ method, path string }{{"GET", "/cash/healthz"}, {"POST", "/cash/sandbox/pay"}, {"POST", "/cash" + apiv3.PathJSAPI}} {
 		req, _ := http.NewRequest(c.method, "http://"+addr+c.path, strings.NewReader("{}"))
 		resp, err := http.DefaultClient.Do(req)

@@ -20,7 +20,6 @@ import (
 
 	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/bureau"
-	"github.com/medpay/medpay/cash"
 	"github.com/medpay/medpay/secret"
 	"github.com/medpay/medpay/sqlstore"
 	"github.com/medpay/medpay/wire"
@@ -263,12 +262,12 @@ func TestKillMidPayment(t *testing.T) {
 		point, scenario string
 		want            medpay.TradeState
 	}{
-		{"settled", "employee", medpay.StateSuccess},          // the bureau settled; the answer died with the process
-		{"charged", "employee", medpay.StateSuccess},          // the wallet was charged; nothing recorded it yet
-		{"finished", "employee", medpay.StateSuccess},         // committed; the notification not yet sent
-		{"charged", "cash_declined", medpay.StateSysRefunded}, // declined, then died before undoing the settlement
-		{"reversed", "cash_declined", medpay.StateSysRefunded},
-		{"settled", "bureau_timeout", medpay.StatePayError},
+		{"cash paid", "employee", medpay.StateSuccess},            // the payer paid at the channel; nothing recorded it yet
+		{"settled", "employee", medpay.StateSuccess},              // the bureau settled; the answer died with the process
+		{"finished", "employee", medpay.StateSuccess},             // committed; the notification not yet sent
+		{"settled", "bureau_timeout", medpay.StatePayError},       // settlement unknown: revoke it, refund the cash
+		{"reversed", "bureau_timeout", medpay.StatePayError},      // the upload revoked, died before refunding the cash
+		{"cash refunded", "bureau_timeout", medpay.StatePayError}, // the cash refunded, died before recording it
 	}
 	dir := t.TempDir()
 	db := filepath.Join(dir, "medpay.db")
@@ -292,8 +291,12 @@ func TestKillMidPayment(t *testing.T) {
 		ids[i] = placeOrder(t, p.url, tok, c, fmt.Sprintf("crash-%d", i), tc.scenario, notifyURL)
 		resp, err := postJSON(p.url, "/sandbox/orders/"+ids[i]+"/confirm", `{"pin":"123456"}`)
 		if err == nil {
+			// The channel's TRANSACTION.SUCCESS callback may have carried the saga on in another
+			// request, which meets the fault point while this one answers: the process dies all
+			// the same (waitKilled), and recovery must finish the order.
+			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			t.Fatalf("%s/%s: the confirmation was answered; the process should have died", tc.point, tc.scenario)
+			t.Logf("%s/%s: answered before the kill: %s", tc.point, tc.scenario, b)
 		}
 		p.waitKilled(t)
 
@@ -321,7 +324,7 @@ func TestKillMidPayment(t *testing.T) {
 	box, _ := secret.NewBox(key)
 	store := sqlstore.NewStore(sdb, box)
 	sim := bureau.New(bureauBooks(t, sdb), nil)
-	wallet := cash.New(sdb, nil)
+	wallet := cashWallets(t, sdb)
 	if total, err := store.LedgerTotal(ctx); err != nil || total != 0 {
 		t.Fatalf("ledger total %d, %v", total, err)
 	}
@@ -409,8 +412,9 @@ func TestKillMidRefund(t *testing.T) {
 		}
 		wire.SignInPlace(m, c.APIKey)
 		if resp, err := http.Post(p.url+"/payinsurance/refund?access_token="+url.QueryEscape(tok), "text/xml", strings.NewReader(string(m.Bytes()))); err == nil {
+			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			t.Fatalf("%s: the refund was answered; the process should have died", point)
+			t.Fatalf("%s: the refund was answered; the process should have died: %s", point, b)
 		}
 		p.waitKilled(t)
 
@@ -432,7 +436,7 @@ func TestKillMidRefund(t *testing.T) {
 	key, _ := secret.LoadOrCreateKeyFile(db + ".key")
 	box, _ := secret.NewBox(key)
 	store := sqlstore.NewStore(sdb, box)
-	wallet := cash.New(sdb, nil)
+	wallet := cashWallets(t, sdb)
 	if total, _ := store.LedgerTotal(ctx); total != 0 {
 		t.Fatalf("ledger total %d", total)
 	}

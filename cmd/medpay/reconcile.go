@@ -11,6 +11,7 @@ import (
 	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/cash"
 	"github.com/medpay/medpay/reconcile"
+	"github.com/medpay/medpay/sqlstore"
 )
 
 // runReconcile is `medpay reconcile`: the three-way reconciliation of one day — the platform's
@@ -22,6 +23,8 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 	serverKey := fs.String("server-key", "", "64 hex characters sealing API keys")
 	date := fs.String("date", "", "the day, yyyyMMdd in China Standard Time (default: yesterday)")
 	asJSON := fs.Bool("json", false, "print JSON")
+	cashDB := fs.String("cash-db", "", "the cash channel's database when it runs apart (medpay cash serve --db); default: --db")
+	cashMchID := fs.String("cash-mchid", "", "the platform's merchant number at the cash channel (default: the sandbox's)")
 	bf := addBureauFlags(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
@@ -44,7 +47,25 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
-	r, err := reconcile.Day(ctx, store, bu, cash.New(store.DB(), nil), day, v3Journals(sim))
+	books := cash.Books{DB: store.DB(), MchID: *cashMchID}
+	if books.MchID == "" {
+		// The sandbox's own merchant at the channel it serves; none: every merchant's payments.
+		store.DB().SQL().QueryRowContext(ctx, `SELECT mchid FROM sandbox_cash_merchant WHERE id = 1`).Scan(&books.MchID)
+	}
+	if *cashDB != "" {
+		cdb, err := sqlstore.OpenBare(ctx, *cashDB)
+		if err != nil {
+			return fmt.Errorf("--cash-db: %w", err)
+		}
+		defer cdb.Close()
+		books.DB = cdb
+	}
+	// A database the channel never ran on has no journal tables yet: they are created empty.
+	if err := cash.Migrate(ctx, books.DB); err != nil {
+		return fmt.Errorf("cash channel journal: %w", err)
+	}
+	// 医保 2.0 orders charge their cash part from the wallet on the platform's database.
+	r, err := reconcile.Day(ctx, store, bu, reconcile.Journals{books, cash.New(store.DB(), nil)}, day, v3Journals(sim))
 	if err != nil {
 		return err
 	}

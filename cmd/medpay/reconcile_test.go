@@ -36,7 +36,7 @@ func TestReconcileCommand(t *testing.T) {
 	}
 	sdb.Close()
 	out, err := run1()
-	if err == nil || !strings.Contains(out, "DISCREPANCY cash") || !strings.Contains(out, "STRAY-C1: ledger 0.00, books 12.34") {
+	if err == nil || !strings.Contains(out, "DISCREPANCY cash") || !strings.Contains(out, "STRAY: ledger 0.00, books 12.34") {
 		t.Fatalf("stray charge: %v\n%s", err, out)
 	}
 }

@@ -25,8 +25,27 @@ import (
 	"github.com/medpay/medpay/medins"
 	"github.com/medpay/medpay/notify"
 	"github.com/medpay/medpay/payment"
+	"github.com/medpay/medpay/reconcile"
 	"github.com/medpay/medpay/sqlstore"
 )
+
+// realCounterparties refuses production mode on simulated money: outside the sandbox both the
+// bureau and the cash channel must be parties on the network, or a pay_url would be paid from
+// the simulator's wallets and the hospital told it was paid.
+func realCounterparties(bureauURL, cashURL string) error {
+	var missing []string
+	if bureauURL == "" {
+		missing = append(missing, "--bureau-url")
+	}
+	if cashURL == "" {
+		missing = append(missing, "--cash-url")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("production mode (--sandbox=false) pays real money and needs a remote bureau and cash channel: missing %s (or run with --sandbox)",
+			strings.Join(missing, " and "))
+	}
+	return nil
+}
 
 // Background pacing.
 const (
@@ -62,9 +81,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
-	// The remote cash channel's credentials are checked now; the payment saga does not use the
-	// gateway yet (it still pays the cash part through the in-process wallet).
-	if _, err := cashFlags.gateway(); err != nil {
+	isSandbox := sandbox.or(!sqlstore.IsPostgres(*dsn))
+	if !isSandbox {
+		if err := realCounterparties(*bf.url, *cashFlags.url); err != nil {
+			return err
+		}
+	}
+	// The remote cash channel's credentials are checked before anything starts.
+	remoteCash, err := cashFlags.gateway()
+	if err != nil {
 		return err
 	}
 	var level slog.Level
@@ -74,7 +99,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(logger)
 
-	isSandbox := sandbox.or(!sqlstore.IsPostgres(*dsn))
 	for _, ip := range callbackIPs {
 		if net.ParseIP(ip) == nil {
 			return fmt.Errorf("--callback-ip: %q is not an IP address", ip)
@@ -127,10 +151,36 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	wallet := cash.New(db, now)
 	var cashChannel *cash.Channel // the simulated channel over APIv3, at <base-url>/cash
+	var gateway medpay.CashGateway
+	var sandboxPay func(ctx context.Context, prepayID, pin string) error
+	var wallets medpayhttp.Wallets = wallet
+	if remoteCash != nil {
+		gateway = remoteCash
+		if isSandbox {
+			hc := &http.Client{Timeout: 30 * time.Second}
+			sandboxPay, wallets = cash.RemoteSandboxPay(*cashFlags.url, hc), cash.RemoteWallets{Base: *cashFlags.url, HTTP: hc}
+		}
+	}
 	if isSandbox {
 		if cashChannel, err = sandboxCashChannel(ctx, db, store.Box(), now, logger); err != nil {
 			return fmt.Errorf("cash channel: %w", err)
 		}
+		if remoteCash == nil {
+			// The platform pays through the channel it serves, over APIv3 in process.
+			c, err := sandboxGateway(ctx, db, store.Box(), cashChannel, "http://cash.in-process", *baseURL+"/cash/cashier")
+			if err != nil {
+				return fmt.Errorf("cash channel: %w", err)
+			}
+			gateway, sandboxPay = c, cashChannel.SandboxPay
+		}
+	}
+	// The channel's journal for the console's reconciliation: the channel this process serves
+	// (the platform's merchant there), or none when the channel runs apart.
+	var books reconcile.CashBooks
+	if remoteCash == nil && cashChannel != nil {
+		b := cash.Books{DB: db}
+		db.SQL().QueryRowContext(ctx, `SELECT mchid FROM sandbox_cash_merchant WHERE id = 1`).Scan(&b.MchID)
+		books = b
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -143,7 +193,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Now: now, Logger: logger, Metrics: nm, AllowPrivate: isSandbox || *allowPrivate,
 		SignV3: func(h http.Header, body []byte) error { return v3.SignCallback(h, body) },
 	})
-	pay := &payment.Service{Store: store, Bureau: bu, Cash: wallet, Now: now, Logger: logger, Notify: worker.Kick}
+	pay := &payment.Service{Store: store, Bureau: bu, Cash: wallet, Now: now, Logger: logger, Notify: worker.Kick,
+		Gateway: gateway, CashNotifyURL: *baseURL + "/notify/cash", Sandbox: bureauSandbox, SandboxPay: sandboxPay}
 	if point := getenv("MEDPAY_FAULT"); point != "" && isSandbox {
 		// Crash testing: die like kill -9 at a named point of the payment saga.
 		logger.Warn("fault injection armed", "point", point)
@@ -165,7 +216,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		MicropayNoPINLimit: *noPINLimit, CallbackIPs: callbackIPs,
 		MetricsElsewhere: *metricsAddr != "", MetricsToken: *metricsToken,
 	}, medpayhttp.Deps{Store: store, Payment: pay, Bureau: bu, Sandbox: bureauSandbox,
-		Cities: bureau.CityList(), Cash: wallet, CashAPI: cashAPI(cashChannel), V3: v3, Logger: logger, Now: now, Registry: reg})
+		Cities: bureau.CityList(), Cash: wallets, CashBooks: books, CashAPI: cashAPI(cashChannel), V3: v3, Logger: logger, Now: now, Registry: reg})
 
 	// Orders a crash left mid-saga are finished or undone before new work is taken.
 	if n, err := pay.RecoverOnce(ctx, now().Add(time.Hour), 1000); err != nil {

@@ -17,10 +17,10 @@ import (
 
 // serveMode starts medpay serve with args and returns the mode it announces ("sandbox" or
 // "production"), then stops it.
-func serveMode(t *testing.T, args ...string) string {
+func serveMode(t *testing.T, env []string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(binary(t), append([]string{"serve", "--addr", freeAddr(t)}, args...)...)
-	cmd.Env = append(os.Environ(), "MEDPAY_SERVER_KEY="+strings.Repeat("ab", 32))
+	cmd.Env = append(append(os.Environ(), "MEDPAY_SERVER_KEY="+strings.Repeat("ab", 32)), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -79,8 +79,17 @@ func TestServeSandboxFlag(t *testing.T) {
 			}{[]string{"--sandbox", "--db", dsn}, "sandbox"},
 		)
 	}
+	var prod []string
 	for _, c := range cases {
-		if got := serveMode(t, c.args...); got != c.want {
+		var env []string
+		if c.want == "production" {
+			// Production mode starts only with remote counterparties.
+			if prod == nil {
+				prod = counterparties(t)
+			}
+			env = prod
+		}
+		if got := serveMode(t, env, c.args...); got != c.want {
 			t.Errorf("serve %s: %s mode, want %s", strings.Join(c.args, " "), got, c.want)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/medpay/medpay"
+	"github.com/medpay/medpay/apiv3"
 	"github.com/medpay/medpay/bureau"
 	"github.com/medpay/medpay/bureau/bureautest"
 	"github.com/medpay/medpay/cash"
@@ -31,6 +32,7 @@ import (
 	"github.com/medpay/medpay/sqlstore"
 	"github.com/medpay/medpay/sqlstore/sqlstoretest"
 	"github.com/medpay/medpay/wire"
+	"github.com/medpay/medpay/wxpay"
 )
 
 // Clock is a settable clock shared by every component of an Env.
@@ -65,11 +67,16 @@ type Env struct {
 	BureauAPI medpay.Bureau
 	BureauDB  *sqlstore.DB // the bureau's database (the platform's in process)
 	Cash      *cash.Simulator
-	Pay       *payment.Service
-	Worker    *notify.Worker
-	Clock     *Clock
-	Metrics   *prometheus.Registry
-	Client    *http.Client
+	// CashChannel is the simulated cash channel over APIv3, served at <URL>/cash, and Gateway the
+	// platform's WeChat Pay v3 client of it (the payer-driven saga's port).
+	CashChannel *cash.Channel
+	Gateway     medpay.CashGateway
+	CashBooks   cash.Books // the channel's journal of the platform's payments
+	Pay         *payment.Service
+	Worker      *notify.Worker
+	Clock       *Clock
+	Metrics     *prometheus.Registry
+	Client      *http.Client
 	// V3 serves 医保 2.0 (/v3/); BureauURL is where the bureau is served to hospitals' HIS.
 	V3        *medins.Handler
 	BureauURL string
@@ -78,6 +85,14 @@ type Env struct {
 // BureauEnv selects the bureau of the end-to-end suites: MEDPAY_TEST_BUREAU=remote serves the
 // simulated bureau over HTTP and has the platform speak the national protocol to it.
 const BureauEnv = "MEDPAY_TEST_BUREAU"
+
+// CashEnv selects the cash channel of the end-to-end suites: MEDPAY_TEST_CASH=remote serves the
+// simulated channel over HTTP on a database of its own, the platform reaching it as a WeChat Pay
+// v3 merchant across the network.
+const CashEnv = "MEDPAY_TEST_CASH"
+
+// RemoteCash reports whether the end-to-end suites run against a cash channel across the network.
+func RemoteCash() bool { return os.Getenv(CashEnv) == "remote" }
 
 // Remote reports whether the end-to-end suites run against a bureau across the network.
 func Remote() bool { return os.Getenv(BureauEnv) == "remote" }
@@ -155,6 +170,35 @@ func New(t testing.TB, opts Options) *Env {
 	}
 	srv := httptest.NewUnstartedServer(nil)
 	cfg.BaseURL = "http://" + srv.Listener.Addr().String()
+	// The cash channel: in process on the platform's database, served at <URL>/cash, or
+	// (MEDPAY_TEST_CASH=remote) served over HTTP on a database of its own.
+	cashDB, cashBase := db, cfg.BaseURL+"/cash"
+	var cashSrv *httptest.Server
+	if RemoteCash() {
+		cashDB = sqlstoretest.Open(t, opts.Engine)
+		cashSrv = httptest.NewUnstartedServer(nil)
+		cashBase = "http://" + cashSrv.Listener.Addr().String()
+	}
+	ch, err := cash.NewChannel(context.Background(), cashDB, box, cash.Options{Now: clock.Now, Logger: logger, AllowPrivate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.CashChannel = ch
+	var cashAPI http.Handler = ch.Handler()
+	var wallets medpayhttp.Wallets = e.Cash
+	e.Pay.SandboxPay = ch.SandboxPay
+	if cashSrv != nil {
+		cashSrv.Config.Handler = ch.Handler()
+		cashSrv.Start()
+		t.Cleanup(cashSrv.Close)
+		e.Cash = cash.New(cashDB, clock.Now) // the wallets the tests read are the channel's
+		hc := &http.Client{Timeout: 20 * time.Second}
+		cashAPI, wallets, e.Pay.SandboxPay = nil, cash.RemoteWallets{Base: cashBase, HTTP: hc}, cash.RemoteSandboxPay(cashBase, hc)
+	}
+	gw, mchid := cashGateway(t, ch, cashBase, clock.Now)
+	e.Gateway, e.CashBooks = gw, cash.Books{DB: cashDB, MchID: mchid}
+	e.Pay.Gateway, e.Pay.CashNotifyURL = e.Gateway, cfg.BaseURL+"/notify/cash"
+	e.Pay.Sandbox = sandbox
 	books := e.Bureau
 	e.V3, err = medins.New(context.Background(), medins.Config{Store: e.Store, Cash: e.Cash, BaseURL: cfg.BaseURL, Sandbox: cfg.Sandbox,
 		Notify: e.Worker.Kick, Logger: logger, Now: clock.Now,
@@ -163,7 +207,7 @@ func New(t testing.TB, opts Options) *Env {
 		t.Fatal(err)
 	}
 	var handler http.Handler = medpayhttp.NewServer(cfg, medpayhttp.Deps{Store: e.Store, Payment: e.Pay, Bureau: api,
-		Sandbox: sandbox, Cities: bureau.CityList(), Cash: e.Cash, V3: e.V3, Logger: logger, Now: clock.Now, Registry: e.Metrics})
+		Sandbox: sandbox, Cities: bureau.CityList(), Cash: wallets, CashBooks: e.CashBooks, CashAPI: cashAPI, V3: e.V3, Logger: logger, Now: clock.Now, Registry: e.Metrics})
 	if inProcess != nil {
 		// As medpay serve does: the in-process bureau's pages at <base-url>/bureau.
 		inProcess.BaseURL = cfg.BaseURL + "/bureau"
@@ -183,6 +227,31 @@ func New(t testing.TB, opts Options) *Env {
 	e.Server, e.URL = srv, srv.URL
 	e.Client = srv.Client()
 	return e
+}
+
+// cashGateway provisions the platform as a merchant of ch and returns its WeChat Pay v3 client of
+// the channel served at base.
+func cashGateway(t testing.TB, ch *cash.Channel, base string, now func() time.Time) (*wxpay.Client, string) {
+	t.Helper()
+	cr, err := ch.CreateMerchant(context.Background(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := apiv3.ParsePrivateKey([]byte(cr.MerchantPrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := apiv3.ParsePublicKey([]byte(cr.PlatformPublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := wxpay.New(wxpay.Config{BaseURL: base, MchID: cr.MchID, SerialNo: cr.MerchantSerialNo, PrivateKey: priv,
+		APIv3Key: []byte(cr.APIv3Key), PlatformKey: pub, PlatformKeyID: cr.PlatformPublicKeyID, CashierURL: base + "/cashier",
+		Now: now, HTTP: &http.Client{Timeout: 20 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, cr.MchID
 }
 
 type testWriter struct{ t testing.TB }
