@@ -64,8 +64,13 @@ func runReconcile(ctx context.Context, args []string, getenv func(string) string
 	if err := cash.Migrate(ctx, books.DB); err != nil {
 		return fmt.Errorf("cash channel journal: %w", err)
 	}
-	// 医保 2.0 orders charge their cash part from the wallet on the platform's database.
-	r, err := reconcile.Day(ctx, store, bu, reconcile.Journals{books, cash.New(store.DB(), nil)}, day, v3Journals(sim))
+	// cash.Books also reads the wallet on its database, which charges 医保 2.0 orders' cash part;
+	// with the channel's journal on a database of its own, the platform's wallet is read too.
+	var journal reconcile.CashBooks = books
+	if *cashDB != "" {
+		journal = reconcile.Journals{books, cash.New(store.DB(), nil)}
+	}
+	r, err := reconcile.Day(ctx, store, bu, journal, day, v3Journals(sim))
 	if err != nil {
 		return err
 	}

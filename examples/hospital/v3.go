@@ -136,6 +136,7 @@ func (a *App) v3PayPage(w http.ResponseWriter, r *http.Request) {
 	no := r.PathValue("no")
 	a.mu.Lock()
 	rec, v3 := a.orders[no], a.v3[no]
+	final := rec != nil && rec.Final() // the callback may be changing it meanwhile
 	a.mu.Unlock()
 	if rec == nil || v3 == nil {
 		a.render(w, http.StatusNotFound, "order.html", &pageData{Error: "找不到这笔订单。"})
@@ -143,7 +144,7 @@ func (a *App) v3PayPage(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.URL.Query().Get("mixTradeNo") != "" {
 		// Back from the cashier: what the URL says is a hint; the platform is asked.
-		if !rec.Final() {
+		if !final {
 			if o, err := a.cfg.V3.Client.QueryByOutTradeNo(r.Context(), no); err == nil {
 				a.v3Learn(o, "query")
 			}
