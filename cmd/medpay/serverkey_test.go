@@ -251,7 +251,7 @@ func TestServerKeyPostgres(t *testing.T) {
 		t.Fatalf("no key on PostgreSQL: %v", err)
 	}
 	c := strings.Fields(createHospital(t, dsn, "--server-key", key))
-	if err := serveRefused(t, "--db", dsn, "--server-key", strings.Repeat("ef", 32)); !strings.Contains(err.Error(), "does not open") {
+	if err := serveRefused(t, "--db", dsn, "--sandbox", "--server-key", strings.Repeat("ef", 32)); !strings.Contains(err.Error(), "does not open") {
 		t.Errorf("wrong key: %v", err)
 	}
 	out := mustCLI(t, "server-key", "rotate", "--db", dsn, "--server-key", key)
