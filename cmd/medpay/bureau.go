@@ -57,11 +57,10 @@ func runBureauServe(ctx context.Context, args []string, getenv func(string) stri
 	if err := parseFlags(fs, args, func(k string) string { return getenv(strings.Replace(k, "MEDPAY_", "MEDPAY_BUREAU_", 1)) }); err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	logger, err := newLogger(*logLevel, stderr)
+	if err != nil {
+		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	db, sim, err := openBureau(ctx, *dsn)
 	if err != nil {
 		return err

@@ -84,11 +84,10 @@ func runCashServe(ctx context.Context, args []string, getenv func(string) string
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	logger, err := newLogger(*logLevel, stderr)
+	if err != nil {
+		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ch, db, err := openChannel(ctx, *dsn, *serverKey, logger)
 	if err != nil {
 		return err

@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
@@ -283,4 +284,13 @@ func (b *optBool) or(def bool) bool {
 		return b.v
 	}
 	return def
+}
+
+// newLogger is the JSON logger of the serving commands, at the level named by --log-level.
+func newLogger(levelName string, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(levelName)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), nil
 }
