@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/medpay/medpay"
@@ -38,6 +39,9 @@ type Channel struct {
 	kick            chan struct{}
 	// AllowPrivate lets notify_url point at loopback and private networks (the sandbox).
 	allowPrivate bool
+	// locals are the merchants served in process (mchid → *Local): their payments are reported
+	// by Go call, not by callbacks.
+	locals sync.Map
 }
 
 // Options configure a Channel.

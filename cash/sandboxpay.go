@@ -23,7 +23,8 @@ func (e *PayError) Unwrap() error {
 }
 
 // SandboxPay pays the JSAPI order of prepayID from its payer's wallet with the PIN, as the
-// cashier and POST /sandbox/pay do: the in-process sandbox's way to pay without a browser.
+// cashier and POST /sandbox/pay do (a Local merchant is told by its OnPaid); the platform's own
+// sandbox confirmation uses Local.SandboxPay, which answers the payment instead.
 func (c *Channel) SandboxPay(ctx context.Context, prepayID, pin string) error {
 	t, err := c.tradeByPrepay(ctx, prepayID, "")
 	if err != nil {
@@ -34,30 +35,31 @@ func (c *Channel) SandboxPay(ctx context.Context, prepayID, pin string) error {
 }
 
 // RemoteSandboxPay pays through the POST /sandbox/pay of a channel served at base: a refusal is a
-// *PayError, as from SandboxPay.
-func RemoteSandboxPay(base string, hc *http.Client) func(ctx context.Context, prepayID, pin string) error {
+// *PayError, as from SandboxPay. It answers no payment (nil): the helper's answer is not signed,
+// so the platform learns the outcome by its gateway's verified query.
+func RemoteSandboxPay(base string, hc *http.Client) func(ctx context.Context, prepayID, pin string) (*medpay.CashPayment, error) {
 	base = strings.TrimRight(base, "/")
-	return func(ctx context.Context, prepayID, pin string) error {
+	return func(ctx context.Context, prepayID, pin string) (*medpay.CashPayment, error) {
 		body, _ := json.Marshal(map[string]string{"prepay_id": prepayID, "pin": pin})
 		req, err := http.NewRequestWithContext(ctx, "POST", base+"/sandbox/pay", bytes.NewReader(body))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := hc.Do(req)
 		if err != nil {
-			return fmt.Errorf("cash sandbox pay: %w: %w", medpay.ErrOutcomeUnknown, err)
+			return nil, fmt.Errorf("cash sandbox pay: %w: %w", medpay.ErrOutcomeUnknown, err)
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode == http.StatusOK {
-			return nil
+			return nil, nil
 		}
 		var out struct{ Code, Message string }
 		json.NewDecoder(resp.Body).Decode(&out)
 		if resp.StatusCode >= 400 && resp.StatusCode < 500 && out.Code != "" {
-			return &PayError{out.Code, out.Message}
+			return nil, &PayError{out.Code, out.Message}
 		}
-		return fmt.Errorf("cash sandbox pay: %w: HTTP %d %s", medpay.ErrOutcomeUnknown, resp.StatusCode, out.Code)
+		return nil, fmt.Errorf("cash sandbox pay: %w: HTTP %d %s", medpay.ErrOutcomeUnknown, resp.StatusCode, out.Code)
 	}
 }
 

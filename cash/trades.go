@@ -216,10 +216,7 @@ func (c *Channel) Prepay(ctx context.Context, mchid, tradeType string, req *apiv
 
 // Query returns mchid's order out_trade_no.
 func (c *Channel) Query(ctx context.Context, mchid, outTradeNo string) (*apiv3.Transaction, error) {
-	t, err := scanTrade(c.db.SQL().QueryRowContext(ctx, `SELECT `+tradeCols+` FROM cash_trades WHERE mchid = $1 AND out_trade_no = $2`, mchid, outTradeNo))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, apiv3.Errorf(http.StatusNotFound, apiv3.CodeOrderNotExist, "订单不存在")
-	}
+	t, err := c.trade(ctx, mchid, outTradeNo)
 	if err != nil {
 		return nil, err
 	}
@@ -290,8 +287,19 @@ func (c *Channel) tradeByPrepay(ctx context.Context, prepayID, codeURL string) (
 // Pay is the payer paying order t from their wallet with the PIN: JSAPI orders are paid by the
 // order's payer; native orders by whoever scans (appid/openid given). Paying a paid order again
 // answers it as it is. The order, the wallet and the TRANSACTION.SUCCESS callback change in one
-// transaction.
+// transaction; the payment of an order of a merchant served in process (Local) is reported to
+// it by Go call after the commit instead.
 func (c *Channel) Pay(ctx context.Context, t *trade, payerAppID, payerOpenID, pin string) (*apiv3.Transaction, error) {
+	paid, err := c.pay(ctx, t, payerAppID, payerOpenID, pin, true)
+	if err != nil {
+		return nil, err
+	}
+	return paid.transaction(), nil
+}
+
+// pay is Pay; report says whether a Local merchant's payment is reported to its OnPaid (not
+// when the caller is that merchant and takes the answer itself).
+func (c *Channel) pay(ctx context.Context, t *trade, payerAppID, payerOpenID, pin string, report bool) (*trade, error) {
 	payer := medpay.PayerID(t.AppID, t.OpenID)
 	if t.TradeType == apiv3.TradeNative {
 		if payerOpenID == "" {
@@ -309,8 +317,10 @@ func (c *Channel) Pay(ctx context.Context, t *trade, payerAppID, payerOpenID, pi
 	}
 	now := c.now()
 	var paid *trade
+	var fresh bool
+	local := c.local(t.MchID)
 	err := c.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		paid = nil
+		paid, fresh = nil, false
 		cur, err := scanTrade(tx.QueryRowContext(ctx, `SELECT `+tradeCols+` FROM cash_trades WHERE id = $1`+c.db.LockRow(), t.ID))
 		if err != nil {
 			return err
@@ -351,15 +361,23 @@ func (c *Channel) Pay(ctx context.Context, t *trade, payerAppID, payerOpenID, pi
 			return fmt.Errorf("cash: order %d changed under the payment (%d rows): %v", cur.ID, n, err)
 		}
 		cur.State, cur.TransactionID, cur.Payer, cur.PaidAt = apiv3.StateSuccess, txID, payer, ms
-		paid = cur
+		paid, fresh = cur, true
+		if local != nil {
+			return nil // reported below; a report lost to a crash is found by the merchant's query
+		}
 		return c.enqueue(ctx, tx, cur.MchID, cur.NotifyURL, "TX-"+txID, apiv3.EventTransactionSuccess, "支付成功",
 			apiv3.OriginalTypeTransaction, cur.transaction(), now)
 	})
 	if err != nil {
 		return nil, err
 	}
-	c.Kick()
-	return paid.transaction(), nil
+	switch {
+	case local == nil:
+		c.Kick()
+	case fresh && report:
+		local.report(ctx, paid)
+	}
+	return paid, nil
 }
 
 // Refund refunds part or all of a paid order, once per out_refund_no, never above what was paid;
@@ -460,6 +478,9 @@ func (c *Channel) Refund(ctx context.Context, mchid string, req *apiv3.RefundReq
 		if r, err = c.refundTx(ctx, tx, mchid, req.OutRefundNo); err != nil {
 			return err
 		}
+		if c.local(mchid) != nil {
+			return nil // the merchant learns its refunds by the answer and by query
+		}
 		url := req.NotifyURL
 		if url == "" {
 			url = t.NotifyURL
@@ -478,7 +499,9 @@ func (c *Channel) Refund(ctx context.Context, mchid string, req *apiv3.RefundReq
 	if err != nil {
 		return nil, err
 	}
-	c.Kick()
+	if c.local(mchid) == nil {
+		c.Kick()
+	}
 	if lose {
 		return nil, errAnswerLost
 	}

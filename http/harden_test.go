@@ -281,11 +281,11 @@ func TestReplayRefusedWhileTokenLives(t *testing.T) {
 
 // countingCash counts the PINs the cash channel's sandbox is asked to check.
 type countingCash struct {
-	pay     func(ctx context.Context, prepayID, pin string) error
+	pay     func(ctx context.Context, prepayID, pin string) (*medpay.CashPayment, error)
 	checked atomic.Int32
 }
 
-func (c *countingCash) SandboxPay(ctx context.Context, prepayID, pin string) error {
+func (c *countingCash) SandboxPay(ctx context.Context, prepayID, pin string) (*medpay.CashPayment, error) {
 	c.checked.Add(1)
 	return c.pay(ctx, prepayID, pin)
 }

@@ -81,6 +81,12 @@ func (s *Service) PrepayCash(ctx context.Context, medTransID string) (*medpay.Or
 	if err != nil || o.State != medpay.StateNotPay {
 		return o, nil, err
 	}
+	return s.prepayCash(ctx, o)
+}
+
+// prepayCash is PrepayCash of o, just read by payable.
+func (s *Service) prepayCash(ctx context.Context, o *medpay.Order) (*medpay.Order, *medpay.CashPrepay, error) {
+	medTransID := o.MedTransID
 	if o.CashFee == 0 {
 		return o, nil, medpay.Errorf(medpay.ErrAmountInconsistent, "the order has no cash part")
 	}
@@ -140,13 +146,20 @@ func (s *Service) CashCallback(ctx context.Context, header map[string][]string, 
 	if ev.Type != medpay.CashEventPaid || ev.Payment == nil {
 		return nil // refunds are learnt by the refund's own answer and query
 	}
-	o, err := s.Store.OrderByID(ctx, ev.Payment.OutTradeNo)
+	return s.CashPaid(ctx, ev.Payment)
+}
+
+// CashPaid carries the saga on for a payment the channel reports: a verified callback, or the
+// in-process channel's report (cash.Local.OnPaid). It is idempotent; payments of orders this
+// platform does not know are acknowledged.
+func (s *Service) CashPaid(ctx context.Context, p *medpay.CashPayment) error {
+	o, err := s.Store.OrderByID(ctx, p.OutTradeNo)
 	if errors.Is(err, medpay.ErrNotFound) {
 		return nil
 	} else if err != nil {
 		return err
 	}
-	_, err = s.cashOutcome(ctx, o, ev.Payment)
+	_, err = s.cashOutcome(ctx, o, p)
 	return err
 }
 

@@ -102,43 +102,47 @@ func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.
 			return o, err
 		}
 	}
-	if o.CashFee > 0 {
-		cur, p, err := s.PrepayCash(ctx, o.MedTransID)
-		if err != nil || cur.State != medpay.StateNotPay {
-			return cur, err
+	if o.CashFee == 0 {
+		if err := s.Store.PINSucceeded(ctx, payer, o.MedTransID); err != nil {
+			return nil, err
 		}
-		err = s.SandboxPay(ctx, p.PrepayID, pin)
-		if err == nil {
-			s.fault("cash paid")
-		}
-		if errors.Is(err, medpay.ErrWrongPIN) {
-			return wrongPIN()
-		}
-		// The channel took the PIN (a decline comes after it): the attempt was the payer's.
-		if serr := s.Store.PINSucceeded(ctx, payer, o.MedTransID); serr != nil {
-			return nil, serr
-		}
-		switch {
-		case errors.Is(err, medpay.ErrDeclined):
-			return cur, fmt.Errorf("现金支付失败: %w", err)
-		case err != nil && !errors.Is(err, medpay.ErrOutcomeUnknown):
-			return cur, err
-		}
-		// Paid, or unknown: the channel's query tells.
-		if o, err = s.SyncCash(ctx, o.MedTransID); err != nil {
-			return o, err
-		}
-		if o.State == medpay.StateUserPaying || o.State == medpay.StateSysRefunding {
-			// The channel's callback carried the saga on in another request meanwhile: drive it
-			// to the end here too (every step is idempotent, each change compare-and-swap), so
-			// that the one-call confirmation answers the outcome.
-			if o, err = s.advance(ctx, o); err != nil {
-				return o, err
-			}
-		}
+		return o, nil
 	}
-	if err := s.Store.PINSucceeded(ctx, payer, o.MedTransID); err != nil {
-		return nil, err
+	cur, p, err := s.prepayCash(ctx, o)
+	if err != nil || cur.State != medpay.StateNotPay {
+		return cur, err
+	}
+	paid, err := s.SandboxPay(ctx, p.PrepayID, pin)
+	if err == nil {
+		s.fault("cash paid")
+	}
+	if errors.Is(err, medpay.ErrWrongPIN) {
+		return wrongPIN()
+	}
+	// The channel took the PIN (a decline comes after it): the attempt was the payer's.
+	if serr := s.Store.PINSucceeded(ctx, payer, o.MedTransID); serr != nil {
+		return nil, serr
+	}
+	switch {
+	case errors.Is(err, medpay.ErrDeclined):
+		return cur, fmt.Errorf("现金支付失败: %w", err)
+	case err != nil && !errors.Is(err, medpay.ErrOutcomeUnknown):
+		return cur, err
+	case paid != nil:
+		// The channel in process answered the committed payment: no query needed.
+		o, err = s.cashOutcome(ctx, cur, paid)
+	default:
+		// Paid, or unknown: the channel's query tells.
+		o, err = s.SyncCash(ctx, o.MedTransID)
+	}
+	if err != nil {
+		return o, err
+	}
+	if o.State == medpay.StateUserPaying || o.State == medpay.StateSysRefunding {
+		// The channel's callback carried the saga on in another request meanwhile: drive it to
+		// the end here too (every step is idempotent, each change compare-and-swap), so that the
+		// one-call confirmation answers the outcome.
+		return s.advance(ctx, o)
 	}
 	return o, nil
 }

@@ -31,8 +31,11 @@ type Service struct {
 	CashNotifyURL string
 	// Sandbox and SandboxPay let the sandbox confirmation (Confirm) act for the payer at the
 	// simulated bureau's page and the simulated channel's cashier; nil outside the sandbox.
+	// SandboxPay answers the payment when the channel is in process (its answer is the committed
+	// payment, so no query follows), nil when it is across the network (the platform queries it
+	// through the Gateway, whose answers are verified).
 	Sandbox    medpay.BureauSandbox
-	SandboxPay func(ctx context.Context, prepayID, pin string) error
+	SandboxPay func(ctx context.Context, prepayID, pin string) (*medpay.CashPayment, error)
 	Now        func() time.Time
 	Logger     *slog.Logger
 	// Notify is called after a transition that queued a notification (wakes the worker).

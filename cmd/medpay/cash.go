@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -256,15 +255,15 @@ func cashAPI(ch *cash.Channel) http.Handler {
 	return ch.Handler()
 }
 
-// sandboxGateway is the platform's WeChat Pay v3 client of the simulated channel it serves (the
-// payer's cashier is at cashier), reached in process over APIv3 (base only names it), as a merchant registered there on first start. The platform reaches
-// the in-process channel the way it reaches a remote one: over APIv3, signed and verified, so
-// that the sandbox exercises the code production runs.
-func sandboxGateway(ctx context.Context, db *sqlstore.DB, box *secret.Box, ch *cash.Channel, base, cashier string) (*wxpay.Client, error) {
-	var mchid, serial, apiv3Key, priv, pub, pubID string
+// sandboxGateway is the platform's gateway to the simulated channel it serves (the payer's
+// cashier is at cashier): Go calls on the channel (cash.Local), as a merchant registered there on
+// first start, the way the platform reaches the in-process bureau. No signatures and no HTTP
+// between the two halves of one process; the channel's APIv3 mount at <base-url>/cash still
+// serves other merchants, and --cash-url puts the platform on APIv3 (wxpay) for a separate one.
+func sandboxGateway(ctx context.Context, db *sqlstore.DB, box *secret.Box, ch *cash.Channel, cashier string) (*cash.Local, error) {
+	var mchid, priv string
 	read := func() error {
-		return db.SQL().QueryRowContext(ctx, `SELECT mchid, serial_no, apiv3_key, private_key, channel_key, channel_key_id
-			FROM sandbox_cash_merchant WHERE id = 1`).Scan(&mchid, &serial, &apiv3Key, &priv, &pub, &pubID)
+		return db.SQL().QueryRowContext(ctx, `SELECT mchid, private_key FROM sandbox_cash_merchant WHERE id = 1`).Scan(&mchid, &priv)
 	}
 	err := read()
 	if errors.Is(err, sql.ErrNoRows) {
@@ -286,9 +285,6 @@ func sandboxGateway(ctx context.Context, db *sqlstore.DB, box *secret.Box, ch *c
 	if err != nil {
 		return nil, fmt.Errorf("sandbox cash merchant: %w", err)
 	}
-	if apiv3Key, err = box.Open(apiv3Key); err != nil {
-		return nil, err
-	}
 	if priv, err = box.Open(priv); err != nil {
 		return nil, err
 	}
@@ -296,31 +292,5 @@ func sandboxGateway(ctx context.Context, db *sqlstore.DB, box *secret.Box, ch *c
 	if err != nil {
 		return nil, err
 	}
-	chKey, err := apiv3.ParsePublicKey([]byte(pub))
-	if err != nil {
-		return nil, err
-	}
-	return wxpay.New(wxpay.Config{BaseURL: base, MchID: mchid, SerialNo: serial, PrivateKey: key, APIv3Key: []byte(apiv3Key),
-		PlatformKey: chKey, PlatformKeyID: pubID, CashierURL: cashier,
-		HTTP: &http.Client{Timeout: 30 * time.Second, Transport: inProcess{ch.Handler()}}})
-}
-
-// inProcess is a RoundTripper that serves each request with a handler of this process: the
-// platform's APIv3 calls to the channel it serves go through the channel's real handler
-// (signatures, verification and all) without depending on the network or on the server being up
-// yet (recovery at start runs before the server listens).
-type inProcess struct{ h http.Handler }
-
-func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
-	// As a server sees it: the request line, a body that can be read once.
-	in := req.Clone(req.Context())
-	in.RequestURI = req.URL.RequestURI()
-	if in.Body == nil {
-		in.Body = http.NoBody
-	}
-	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, in)
-	resp := rec.Result()
-	resp.Request = req
-	return resp, nil
+	return ch.Local(ctx, cash.LocalConfig{MchID: mchid, PrivateKey: key, CashierURL: cashier})
 }

@@ -150,8 +150,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	wallet := cash.New(db, now)
 	var cashChannel *cash.Channel // the simulated channel over APIv3, at <base-url>/cash
+	var localCash *cash.Local     // the platform's in-process gateway to it
 	var gateway medpay.CashGateway
-	var sandboxPay func(ctx context.Context, prepayID, pin string) error
+	var sandboxPay func(ctx context.Context, prepayID, pin string) (*medpay.CashPayment, error)
 	var wallets medpayhttp.Wallets = wallet
 	if remoteCash != nil {
 		gateway = remoteCash
@@ -165,12 +166,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			return fmt.Errorf("cash channel: %w", err)
 		}
 		if remoteCash == nil {
-			// The platform pays through the channel it serves, over APIv3 in process.
-			c, err := sandboxGateway(ctx, db, store.Box(), cashChannel, "http://cash.in-process", *baseURL+"/cash/cashier")
-			if err != nil {
+			// The platform pays through the channel it serves, by Go calls.
+			if localCash, err = sandboxGateway(ctx, db, store.Box(), cashChannel, *baseURL+"/cash/cashier"); err != nil {
 				return fmt.Errorf("cash channel: %w", err)
 			}
-			gateway, sandboxPay = c, cashChannel.SandboxPay
+			gateway, sandboxPay = localCash, localCash.SandboxPay
 		}
 	}
 	// The channel's journal for the console's reconciliation: the channel this process serves
@@ -194,6 +194,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	})
 	pay := &payment.Service{Store: store, Bureau: bu, Cash: wallet, Now: now, Logger: logger, Notify: worker.Kick,
 		Gateway: gateway, CashNotifyURL: *baseURL + "/notify/cash", Sandbox: bureauSandbox, SandboxPay: sandboxPay}
+	if localCash != nil {
+		// Payments at the channel's cashier reach the saga at once, by Go call; one this misses
+		// (a crash after the channel's commit) is found by recovery's query.
+		localCash.OnPaid(func(ctx context.Context, p *medpay.CashPayment) {
+			if err := pay.CashPaid(ctx, p); err != nil {
+				logger.Warn("cash payment left to recovery", "out_trade_no", p.OutTradeNo, "err", err)
+			}
+		})
+	}
 	if point := getenv("MEDPAY_FAULT"); point != "" && isSandbox {
 		// Crash testing: die like kill -9 at a named point of the payment saga.
 		logger.Warn("fault injection armed", "point", point)

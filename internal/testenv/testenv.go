@@ -5,6 +5,7 @@ package testenv
 
 import (
 	"context"
+	"crypto/rsa"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -68,7 +69,9 @@ type Env struct {
 	BureauDB  *sqlstore.DB // the bureau's database (the platform's in process)
 	Cash      *cash.Simulator
 	// CashChannel is the simulated cash channel over APIv3, served at <URL>/cash, and Gateway the
-	// platform's WeChat Pay v3 client of it (the payer-driven saga's port).
+	// platform's port to it (the payer-driven saga's): Go calls on the channel (*cash.Local), as
+	// medpay serve does, or with MEDPAY_TEST_CASH=remote the WeChat Pay v3 client (*wxpay.Client)
+	// of the channel served on a database of its own.
 	CashChannel *cash.Channel
 	Gateway     medpay.CashGateway
 	CashBooks   cash.Books // the channel's journal of the platform's payments
@@ -186,7 +189,10 @@ func New(t testing.TB, opts Options) *Env {
 	e.CashChannel = ch
 	var cashAPI http.Handler = ch.Handler()
 	var wallets medpayhttp.Wallets = e.Cash
-	e.Pay.SandboxPay = ch.SandboxPay
+	cr, err := ch.CreateMerchant(context.Background(), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if cashSrv != nil {
 		cashSrv.Config.Handler = ch.Handler()
 		cashSrv.Start()
@@ -194,9 +200,21 @@ func New(t testing.TB, opts Options) *Env {
 		e.Cash = cash.New(cashDB, clock.Now) // the wallets the tests read are the channel's
 		hc := &http.Client{Timeout: 20 * time.Second}
 		cashAPI, wallets, e.Pay.SandboxPay = nil, cash.RemoteWallets{Base: cashBase, HTTP: hc}, cash.RemoteSandboxPay(cashBase, hc)
+		e.Gateway = cashClient(t, cr, cashBase, clock.Now)
+	} else {
+		local, err := ch.Local(context.Background(), cash.LocalConfig{MchID: cr.MchID, PrivateKey: parseKey(t, cr.MerchantPrivateKey),
+			CashierURL: cashBase + "/cashier"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		local.OnPaid(func(ctx context.Context, p *medpay.CashPayment) {
+			if err := e.Pay.CashPaid(ctx, p); err != nil {
+				logger.Warn("cash payment left to recovery", "out_trade_no", p.OutTradeNo, "err", err)
+			}
+		})
+		e.Gateway, e.Pay.SandboxPay = local, local.SandboxPay
 	}
-	gw, mchid := cashGateway(t, ch, cashBase, clock.Now)
-	e.Gateway, e.CashBooks = gw, cash.Books{DB: cashDB, MchID: mchid}
+	e.CashBooks = cash.Books{DB: cashDB, MchID: cr.MchID}
 	e.Pay.Gateway, e.Pay.CashNotifyURL = e.Gateway, cfg.BaseURL+"/notify/cash"
 	e.Pay.Sandbox = sandbox
 	books := e.Bureau
@@ -229,29 +247,29 @@ func New(t testing.TB, opts Options) *Env {
 	return e
 }
 
-// cashGateway provisions the platform as a merchant of ch and returns its WeChat Pay v3 client of
-// the channel served at base.
-func cashGateway(t testing.TB, ch *cash.Channel, base string, now func() time.Time) (*wxpay.Client, string) {
+func parseKey(t testing.TB, pemKey string) *rsa.PrivateKey {
 	t.Helper()
-	cr, err := ch.CreateMerchant(context.Background(), "", nil)
+	k, err := apiv3.ParsePrivateKey([]byte(pemKey))
 	if err != nil {
 		t.Fatal(err)
 	}
-	priv, err := apiv3.ParsePrivateKey([]byte(cr.MerchantPrivateKey))
-	if err != nil {
-		t.Fatal(err)
-	}
+	return k
+}
+
+// cashClient is the platform's WeChat Pay v3 client, as merchant cr, of the channel served at base.
+func cashClient(t testing.TB, cr *cash.MerchantCredentials, base string, now func() time.Time) *wxpay.Client {
+	t.Helper()
 	pub, err := apiv3.ParsePublicKey([]byte(cr.PlatformPublicKey))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := wxpay.New(wxpay.Config{BaseURL: base, MchID: cr.MchID, SerialNo: cr.MerchantSerialNo, PrivateKey: priv,
+	c, err := wxpay.New(wxpay.Config{BaseURL: base, MchID: cr.MchID, SerialNo: cr.MerchantSerialNo, PrivateKey: parseKey(t, cr.MerchantPrivateKey),
 		APIv3Key: []byte(cr.APIv3Key), PlatformKey: pub, PlatformKeyID: cr.PlatformPublicKeyID, CashierURL: base + "/cashier",
 		Now: now, HTTP: &http.Client{Timeout: 20 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, cr.MchID
+	return c
 }
 
 type testWriter struct{ t testing.TB }
