@@ -2,6 +2,7 @@ package payment
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 
@@ -81,46 +82,50 @@ func (s *Service) PrepayCash(ctx context.Context, medTransID string) (*medpay.Or
 	if err != nil || o.State != medpay.StateNotPay {
 		return o, nil, err
 	}
-	return s.prepayCash(ctx, o)
+	o, p, _, err := s.prepayCash(ctx, o, nil)
+	return o, p, err
 }
 
-// prepayCash is PrepayCash of o, just read by payable.
-func (s *Service) prepayCash(ctx context.Context, o *medpay.Order) (*medpay.Order, *medpay.CashPrepay, error) {
+// prepayCash is PrepayCash of o, just read by payable. also, when set, runs in the transaction
+// that records the cash step; stepped reports whether this call recorded it (the order was not at
+// the step yet), so that also committed.
+func (s *Service) prepayCash(ctx context.Context, o *medpay.Order, also func(*sql.Tx) error) (_ *medpay.Order, _ *medpay.CashPrepay, stepped bool, _ error) {
 	medTransID := o.MedTransID
 	if o.CashFee == 0 {
-		return o, nil, medpay.Errorf(medpay.ErrAmountInconsistent, "the order has no cash part")
+		return o, nil, false, medpay.Errorf(medpay.ErrAmountInconsistent, "the order has no cash part")
 	}
 	if !authorised(o) {
-		return o, nil, medpay.Errorf(medpay.ErrNoPermission, "the insurance part must be authorised first")
+		return o, nil, false, medpay.Errorf(medpay.ErrNoPermission, "the insurance part must be authorised first")
 	}
 	for conflicts := 0; o.Step != medpay.StepCashPay; conflicts++ {
 		next := *o
 		next.Step = medpay.StepCashPay
-		err := s.save(ctx, o, &next, sqlstore.OrderChange{})
+		err := s.save(ctx, o, &next, sqlstore.OrderChange{Also: also})
 		if err == nil {
+			stepped = true
 			break
 		}
 		if !errors.Is(err, medpay.ErrConflict) {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		if conflicts >= MaxConflicts {
-			return nil, nil, errTooManyConflicts
+			return nil, nil, false, errTooManyConflicts
 		}
 		// Another request moved the order meanwhile (the payer's other tab, the expiry).
 		if o, err = s.Store.OrderByID(ctx, medTransID); err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		if o.State != medpay.StateNotPay {
-			return o, nil, confirmable(o)
+			return o, nil, false, confirmable(o)
 		}
 	}
 	appid, openid := o.Payer()
 	p, err := s.Gateway.Prepay(ctx, medpay.CashPrepayRequest{OutTradeNo: o.CashTradeNo(), AppID: appid, OpenID: openid,
 		Description: cashDescription(o), NotifyURL: s.CashNotifyURL, Amount: o.CashFee, Expire: o.TimeExpire})
 	if err != nil {
-		return o, nil, fmt.Errorf("cash prepay %s: %w", o.CashTradeNo(), err)
+		return o, nil, stepped, fmt.Errorf("cash prepay %s: %w", o.CashTradeNo(), err)
 	}
-	return o, p, nil
+	return o, p, stepped, nil
 }
 
 func cashDescription(o *medpay.Order) string {
@@ -187,12 +192,19 @@ func (s *Service) SyncCash(ctx context.Context, medTransID string) (*medpay.Orde
 // cashOutcome moves an order whose cash the payer paid on to the settlement (c), or finishes an
 // order without insurance part: one transaction with the cash leg's ledger transfer.
 func (s *Service) cashOutcome(ctx context.Context, o *medpay.Order, p *medpay.CashPayment) (*medpay.Order, error) {
+	o, _, err := s.recordCash(ctx, o, p, nil)
+	return o, err
+}
+
+// recordCash is cashOutcome with also, when set, run in the transaction that records the
+// payment; recorded reports whether this call recorded it, so that also committed.
+func (s *Service) recordCash(ctx context.Context, o *medpay.Order, p *medpay.CashPayment, also func(*sql.Tx) error) (_ *medpay.Order, recorded bool, _ error) {
 	if !p.Paid() {
-		return o, nil
+		return o, false, nil
 	}
 	for conflicts := 0; o.State == medpay.StateNotPay && o.Step == medpay.StepCashPay; conflicts++ {
 		if p.PayerAmount != 0 && p.PayerAmount != o.CashFee || p.Amount != o.CashFee {
-			return o, fmt.Errorf("cash payment %s: %d fen paid, the order's cash part is %d", p.OutTradeNo, p.Amount, o.CashFee)
+			return o, false, fmt.Errorf("cash payment %s: %d fen paid, the order's cash part is %d", p.OutTradeNo, p.Amount, o.CashFee)
 		}
 		next := *o
 		next.State, next.StatusDesc = medpay.StateUserPaying, "支付中"
@@ -201,29 +213,30 @@ func (s *Service) cashOutcome(ctx context.Context, o *medpay.Order, p *medpay.Ca
 		t := medpay.Transfer{From: medpay.PayerWalletAccount(PayerKey(o)), To: medpay.HospitalAccount(hospitalMchID(o)), Amount: o.CashFee}
 		var err error
 		if o.InsuranceFee == 0 {
-			err = s.finish(ctx, o, &next, medpay.StateSuccess, "支付成功", []medpay.Transfer{t})
+			err = s.finishWith(ctx, o, &next, medpay.StateSuccess, "支付成功", []medpay.Transfer{t}, also)
 			if err == nil {
-				return o, nil
+				return o, true, nil
 			}
 		} else {
 			next.Step = medpay.StepSettle
-			if err = s.save(ctx, o, &next, sqlstore.OrderChange{Transfers: []medpay.Transfer{t}}); err == nil {
+			if err = s.save(ctx, o, &next, sqlstore.OrderChange{Transfers: []medpay.Transfer{t}, Also: also}); err == nil {
 				ctx, cancel := detached(ctx)
 				defer cancel()
-				return s.advance(ctx, o)
+				o, err := s.advance(ctx, o)
+				return o, true, err
 			}
 		}
 		if !errors.Is(err, medpay.ErrConflict) {
-			return o, err
+			return o, false, err
 		}
 		if conflicts >= MaxConflicts {
-			return o, errTooManyConflicts
+			return o, false, errTooManyConflicts
 		}
 		if o, err = s.Store.OrderByID(ctx, o.MedTransID); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
-	return o, nil
+	return o, false, nil
 }
 
 // claim moves an authorised order without cash part to the settlement (c) and runs it.

@@ -52,9 +52,9 @@ func PayerKey(o *medpay.Order) string { return medpay.PayerID(o.Payer()) }
 // bureau's authorisation page checks it (the sandbox person's PIN) and the insurance part
 // authorised through the sandbox (a); the cash part is prepaid and paid from the payer's wallet
 // through the channel's sandbox, which checks the wallet PIN the way its cashier does (b); the
-// platform then learns of the payment by query and settles (c). Attempts are counted per payer
-// and order before the PIN is checked. An order whose outcome is still unknown stays USERPAYING
-// and Recover finishes it.
+// platform then records the payment (answered by the channel in process, else learnt by query)
+// and settles (c). Attempts are counted per payer and order before the PIN is checked. An order
+// whose outcome is still unknown stays USERPAYING and Recover finishes it.
 func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.Order, error) {
 	// The steps outlive the request: a closed page must not leave them half done.
 	ctx, cancel := detached(ctx)
@@ -70,13 +70,7 @@ func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.
 		return nil, errors.New("payment: the sandbox confirmation needs the sandbox bureau and cash channel")
 	}
 	payer := PayerKey(o)
-	// The attempt is counted before the PIN is checked, in one step with the blocks' check.
-	a, err := s.Store.BeginPIN(ctx, payer, o.MedTransID, o.TimeExpire, s.now())
-	if err != nil {
-		return nil, err
-	} else if a.Refused {
-		return o, &PINError{BlockedUntil: a.BlockedUntil}
-	}
+	a := &pinAttempt{s: s, payer: payer, medTransID: o.MedTransID, end: o.TimeExpire}
 	wrongPIN := func() (*medpay.Order, error) {
 		if !a.BlockedUntil.IsZero() {
 			return o, &PINError{BlockedUntil: a.BlockedUntil}
@@ -84,6 +78,9 @@ func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.
 		return o, &PINError{Remaining: a.Remaining}
 	}
 	if o.InsuranceFee > 0 && !authorised(o) {
+		if err := a.count(ctx); err != nil {
+			return o, err
+		}
 		person, err := s.sandboxPerson(ctx, o.PsnNo)
 		if err != nil {
 			return nil, err
@@ -103,13 +100,31 @@ func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.
 		}
 	}
 	if o.CashFee == 0 {
+		if err := a.count(ctx); err != nil {
+			return o, err
+		}
 		if err := s.Store.PINSucceeded(ctx, payer, o.MedTransID); err != nil {
 			return nil, err
 		}
 		return o, nil
 	}
-	cur, p, err := s.prepayCash(ctx, o)
+	// The attempt is counted in the transaction that records the cash step, when this call
+	// records it; otherwise alone, before the channel checks the PIN.
+	var count func(*sql.Tx) error
+	if !a.counted && o.Step != medpay.StepCashPay {
+		count = a.inTx(ctx)
+	} else if err := a.count(ctx); err != nil {
+		return o, err
+	}
+	cur, p, counted, err := s.prepayCash(ctx, o, count)
+	if errors.Is(err, errPINRefused) {
+		return o, &PINError{BlockedUntil: a.BlockedUntil}
+	}
 	if err != nil || cur.State != medpay.StateNotPay {
+		return cur, err
+	}
+	a.counted = a.counted || counted
+	if err := a.count(ctx); err != nil { // when the step was recorded elsewhere meanwhile
 		return cur, err
 	}
 	paid, err := s.SandboxPay(ctx, p.PrepayID, pin)
@@ -120,20 +135,30 @@ func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.
 		return wrongPIN()
 	}
 	// The channel took the PIN (a decline comes after it): the attempt was the payer's.
-	if serr := s.Store.PINSucceeded(ctx, payer, o.MedTransID); serr != nil {
-		return nil, serr
-	}
-	switch {
-	case errors.Is(err, medpay.ErrDeclined):
-		return cur, fmt.Errorf("现金支付失败: %w", err)
-	case err != nil && !errors.Is(err, medpay.ErrOutcomeUnknown):
-		return cur, err
-	case paid != nil:
-		// The channel in process answered the committed payment: no query needed.
-		o, err = s.cashOutcome(ctx, cur, paid)
-	default:
+	if err == nil && paid != nil {
+		// The channel in process answered the committed payment: it is recorded with the
+		// PIN's success in one transaction, without a query.
+		var cleared bool
+		o, cleared, err = s.recordCash(ctx, cur, paid, func(tx *sql.Tx) error {
+			return s.Store.PINSucceededTx(ctx, tx, payer, cur.MedTransID)
+		})
+		if !cleared {
+			if serr := s.Store.PINSucceeded(ctx, payer, cur.MedTransID); serr != nil {
+				return nil, serr
+			}
+		}
+	} else {
+		if serr := s.Store.PINSucceeded(ctx, payer, cur.MedTransID); serr != nil {
+			return nil, serr
+		}
+		switch {
+		case errors.Is(err, medpay.ErrDeclined):
+			return cur, fmt.Errorf("现金支付失败: %w", err)
+		case err != nil && !errors.Is(err, medpay.ErrOutcomeUnknown):
+			return cur, err
+		}
 		// Paid, or unknown: the channel's query tells.
-		o, err = s.SyncCash(ctx, o.MedTransID)
+		o, err = s.SyncCash(ctx, cur.MedTransID)
 	}
 	if err != nil {
 		return o, err
@@ -145,6 +170,52 @@ func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.
 		return s.advance(ctx, o)
 	}
 	return o, nil
+}
+
+// pinAttempt counts a PIN attempt before the PIN is checked (sqlstore.BeginPIN): alone (count), or
+// in the transaction of the order's next step (inTx), which then rolls back when a block is in
+// force (errPINRefused).
+type pinAttempt struct {
+	s                 *Service
+	payer, medTransID string
+	end               time.Time
+	counted           bool
+	sqlstore.PINAttempt
+}
+
+// errPINRefused rolls back a step whose transaction found a PIN block in force.
+var errPINRefused = errors.New("payment: a PIN block is in force")
+
+// count counts the attempt in a transaction of its own; a block in force is a *PINError.
+func (a *pinAttempt) count(ctx context.Context) error {
+	if a.counted {
+		return nil
+	}
+	got, err := a.s.Store.BeginPIN(ctx, a.payer, a.medTransID, a.end, a.s.now())
+	if err != nil {
+		return err
+	}
+	a.PINAttempt = got
+	if got.Refused {
+		return &PINError{BlockedUntil: got.BlockedUntil}
+	}
+	a.counted = true
+	return nil
+}
+
+// inTx counts the attempt inside the caller's transaction; the count holds if it commits.
+func (a *pinAttempt) inTx(ctx context.Context) func(tx *sql.Tx) error {
+	return func(tx *sql.Tx) error {
+		got, err := a.s.Store.BeginPINTx(ctx, tx, a.payer, a.medTransID, a.end, a.s.now())
+		if err != nil {
+			return err
+		}
+		a.PINAttempt = got
+		if got.Refused {
+			return errPINRefused
+		}
+		return nil
+	}
 }
 
 // sandboxPerson is the sandbox bureau's test person psnNo.
@@ -457,26 +528,40 @@ func (s *Service) undoSettlement(ctx context.Context, o *medpay.Order) error {
 // finish moves the order to a final state with its ledger transfers and its notification, in one
 // transaction.
 func (s *Service) finish(ctx context.Context, prev, next *medpay.Order, state medpay.TradeState, desc string, ts []medpay.Transfer) error {
+	return s.finishWith(ctx, prev, next, state, desc, ts, nil)
+}
+
+// finishWith is finish with also, when set, run in the same transaction.
+func (s *Service) finishWith(ctx context.Context, prev, next *medpay.Order, state medpay.TradeState, desc string, ts []medpay.Transfer,
+	also func(*sql.Tx) error) error {
 	now := s.now()
 	next.State, next.StatusDesc, next.Step = state, desc, medpay.StepDone
 	if state == medpay.StateSuccess {
 		next.TimeEnd = now
 	}
-	ch := sqlstore.OrderChange{Transfers: ts}
+	ch := sqlstore.OrderChange{Transfers: ts, Also: also}
 	// An order without notify_url (micropay: the hospital has the answer synchronously and polls
 	// queryorder) queues no notification.
-	if next.NotifyURL != "" {
+	queued := next.NotifyURL != ""
+	if queued {
 		n, err := s.payNotification(ctx, next)
 		if err != nil {
 			return err
 		}
-		ch.Also = func(tx *sql.Tx) error { return notify.Enqueue(ctx, tx, n, now) }
+		ch.Also = func(tx *sql.Tx) error {
+			if also != nil {
+				if err := also(tx); err != nil {
+					return err
+				}
+			}
+			return notify.Enqueue(ctx, tx, n, now)
+		}
 	}
 	if err := s.save(ctx, prev, next, ch); err != nil {
 		return err
 	}
 	s.fault("finished")
-	if ch.Also != nil && s.Notify != nil {
+	if queued && s.Notify != nil {
 		s.Notify()
 	}
 	return nil

@@ -93,61 +93,73 @@ func pinKey(medTransID string) string { return "order:" + medTransID }
 // then clears the counts (PINSucceeded). orderEnd is when the order expires: the end of its own
 // block.
 func (s *Store) BeginPIN(ctx context.Context, payer, medTransID string, orderEnd, now time.Time) (PINAttempt, error) {
-	if orderEnd.IsZero() {
-		orderEnd = now.Add(PINBlock)
-	}
 	var a PINAttempt
 	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		a = PINAttempt{}
-		keys := []struct {
-			key   string
-			limit int
-			end   time.Time
-		}{
-			{payer, MaxPINFailures, now.Add(PINBlock)},
-			{pinKey(medTransID), MaxOrderPINFailures, orderEnd},
-		}
-		failures := make([]int, len(keys))
-		for i, k := range keys {
-			// One statement creates or locks the row and reads it: a separate insert and select
-			// would let a concurrent right PIN delete the row in between.
-			var until int64
-			if err := tx.QueryRowContext(ctx, `INSERT INTO pin_failures (payer, failures, blocked_until, updated_at)
-				VALUES ($1, 0, 0, $2) ON CONFLICT (payer) DO UPDATE SET updated_at = pin_failures.updated_at
-				RETURNING failures, blocked_until`, k.key, ms(now)).Scan(&failures[i], &until); err != nil {
-				return err
-			}
-			if until > ms(now) {
-				a.Refused, a.BlockedUntil = true, fromMS(until)
-				return nil
-			}
-		}
-		a.Remaining = MaxPINFailures
-		for i, k := range keys {
-			n, until := failures[i]+1, int64(0)
-			if n >= k.limit {
-				// The block starts now, should this attempt be wrong; the count starts again
-				// once it is served.
-				n, until = 0, ms(k.end)
-				if a.BlockedUntil.IsZero() || fromMS(until).After(a.BlockedUntil) {
-					a.BlockedUntil = fromMS(until)
-				}
-			}
-			a.Remaining = min(a.Remaining, k.limit-failures[i]-1)
-			if _, err := tx.ExecContext(ctx, `UPDATE pin_failures SET failures = $1, blocked_until = $2, updated_at = $3
-				WHERE payer = $4`, n, until, ms(now), k.key); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		a, err = s.BeginPINTx(ctx, tx, payer, medTransID, orderEnd, now)
+		return err
 	})
 	return a, err
 }
 
+// BeginPINTx is BeginPIN inside tx, for a caller that counts the attempt in the transaction of
+// another change (the order's step before the PIN is checked): the count holds only if tx
+// commits.
+func (s *Store) BeginPINTx(ctx context.Context, tx *sql.Tx, payer, medTransID string, orderEnd, now time.Time) (PINAttempt, error) {
+	if orderEnd.IsZero() {
+		orderEnd = now.Add(PINBlock)
+	}
+	var a PINAttempt
+	keys := []struct {
+		key   string
+		limit int
+		end   time.Time
+	}{
+		{payer, MaxPINFailures, now.Add(PINBlock)},
+		{pinKey(medTransID), MaxOrderPINFailures, orderEnd},
+	}
+	failures := make([]int, len(keys))
+	for i, k := range keys {
+		// One statement creates or locks the row and reads it: a separate insert and select
+		// would let a concurrent right PIN delete the row in between.
+		var until int64
+		if err := tx.QueryRowContext(ctx, `INSERT INTO pin_failures (payer, failures, blocked_until, updated_at)
+			VALUES ($1, 0, 0, $2) ON CONFLICT (payer) DO UPDATE SET updated_at = pin_failures.updated_at
+			RETURNING failures, blocked_until`, k.key, ms(now)).Scan(&failures[i], &until); err != nil {
+			return PINAttempt{}, err
+		}
+		if until > ms(now) {
+			return PINAttempt{Refused: true, BlockedUntil: fromMS(until)}, nil
+		}
+	}
+	a.Remaining = MaxPINFailures
+	for i, k := range keys {
+		n, until := failures[i]+1, int64(0)
+		if n >= k.limit {
+			// The block starts now, should this attempt be wrong; the count starts again
+			// once it is served.
+			n, until = 0, ms(k.end)
+			if a.BlockedUntil.IsZero() || fromMS(until).After(a.BlockedUntil) {
+				a.BlockedUntil = fromMS(until)
+			}
+		}
+		a.Remaining = min(a.Remaining, k.limit-failures[i]-1)
+		if _, err := tx.ExecContext(ctx, `UPDATE pin_failures SET failures = $1, blocked_until = $2, updated_at = $3
+			WHERE payer = $4`, n, until, ms(now), k.key); err != nil {
+			return PINAttempt{}, err
+		}
+	}
+	return a, nil
+}
+
 // PINSucceeded clears the counts and blocks of payer and of order medTransID after a right PIN.
 func (s *Store) PINSucceeded(ctx context.Context, payer, medTransID string) error {
-	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM pin_failures WHERE payer IN ($1, $2)`, payer, pinKey(medTransID))
-		return err
-	})
+	return s.db.WriteTx(ctx, func(tx *sql.Tx) error { return s.PINSucceededTx(ctx, tx, payer, medTransID) })
+}
+
+// PINSucceededTx is PINSucceeded inside tx (the transaction that records what the right PIN
+// paid).
+func (s *Store) PINSucceededTx(ctx context.Context, tx *sql.Tx, payer, medTransID string) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM pin_failures WHERE payer IN ($1, $2)`, payer, pinKey(medTransID))
+	return err
 }

@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sync"
@@ -137,6 +138,44 @@ func TestConformancePINFailures(t *testing.T) {
 		// A right PIN lifts a block.
 		ok("p", "M2")
 		begin("p", "M2", end, left(2))
+
+		// Inside the transaction of another change: the attempt counts, and a right PIN clears,
+		// only when that transaction commits.
+		rolledBack := errors.New("rolled back")
+		inTx := func(commit bool, fn func(tx *sql.Tx) error) {
+			t.Helper()
+			err := db.WriteTx(b.ctx, func(tx *sql.Tx) error {
+				if err := fn(tx); err != nil || !commit {
+					return errors.Join(err, rolledBack)
+				}
+				return nil
+			})
+			if commit && err != nil || !commit && !errors.Is(err, rolledBack) {
+				t.Fatalf("transaction (commit %v): %v", commit, err)
+			}
+		}
+		beginTx := func(commit bool, want sqlstore.PINAttempt) {
+			t.Helper()
+			inTx(commit, func(tx *sql.Tx) error {
+				got, err := b.store.BeginPINTx(b.ctx, tx, "q", "N1", orderEnd, t0)
+				if err == nil && (got.Refused != want.Refused || got.Remaining != want.Remaining || got.BlockedUntil.UnixMilli() != want.BlockedUntil.UnixMilli()) {
+					t.Errorf("BeginPINTx = %+v, want %+v", got, want)
+				}
+				return err
+			})
+		}
+		okTx := func(commit bool) {
+			t.Helper()
+			inTx(commit, func(tx *sql.Tx) error { return b.store.PINSucceededTx(b.ctx, tx, "q", "N1") })
+		}
+		beginTx(false, left(2))
+		begin("q", "N1", t0, left(2)) // the rolled-back attempt did not count
+		beginTx(true, left(1))
+		okTx(false)
+		begin("q", "N1", t0, sqlstore.PINAttempt{Remaining: 0, BlockedUntil: orderEnd}) // nor did the rolled-back clear
+		beginTx(true, refused(orderEnd))
+		okTx(true)
+		begin("q", "N1", t0, left(2))
 	})
 }
 
