@@ -185,13 +185,7 @@ func (l *Local) ParseCallback(context.Context, map[string][]string, []byte) (*me
 // again). A refusal is a *PayError (errors.Is medpay.ErrWrongPIN, medpay.ErrDeclined); a failure
 // that leaves the payment open wraps medpay.ErrOutcomeUnknown.
 func (l *Local) SandboxPay(ctx context.Context, prepayID, pin string) (*medpay.CashPayment, error) {
-	t, err := l.ch.tradeByPrepay(ctx, prepayID, "")
-	if err == nil && t.MchID != l.mchid {
-		err = &PayError{PayNotFound, "订单不存在"}
-	}
-	if err == nil {
-		t, err = l.ch.pay(ctx, t, "", "", pin, false)
-	}
+	t, err := l.ch.pay(ctx, l.mchid, `prepay_id = $1`, prepayID, "", "", pin, false)
 	var pe *PayError
 	switch {
 	case errors.As(err, &pe):

@@ -3,6 +3,7 @@ package cash
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
@@ -176,12 +177,16 @@ func (c *Channel) Prepay(ctx context.Context, mchid, tradeType string, req *apiv
 			mchid, req.OutTradeNo, tradeType, req.AppID, openid, req.Description, req.Attach, req.NotifyURL,
 			req.Amount.Total, hash, prepayID, apiv3.StateNotPay, sqlstore.MS(expire), ms).Scan(&id)
 		created := err == nil
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		switch {
+		case created: // what the answer needs of the row just written
+			t = &trade{ID: id, TradeType: tradeType, Hash: hash, PrepayID: prepayID}
+		case !errors.Is(err, sql.ErrNoRows):
 			return err
-		}
-		t, err = scanTrade(tx.QueryRowContext(ctx, `SELECT `+tradeCols+` FROM cash_trades WHERE mchid = $1 AND out_trade_no = $2`, mchid, req.OutTradeNo))
-		if err != nil {
-			return err
+		default:
+			if t, err = scanTrade(tx.QueryRowContext(ctx, `SELECT `+tradeCols+` FROM cash_trades WHERE mchid = $1 AND out_trade_no = $2`,
+				mchid, req.OutTradeNo)); err != nil {
+				return err
+			}
 		}
 		if t.Hash != hash {
 			return apiv3.Errorf(http.StatusBadRequest, apiv3.CodeInvalidRequest, "商户订单号 %s 重复，且请求内容与首次不同", req.OutTradeNo)
@@ -286,44 +291,53 @@ func (c *Channel) tradeByPrepay(ctx context.Context, prepayID, codeURL string) (
 
 // Pay is the payer paying order t from their wallet with the PIN: JSAPI orders are paid by the
 // order's payer; native orders by whoever scans (appid/openid given). Paying a paid order again
-// answers it as it is. The order, the wallet and the TRANSACTION.SUCCESS callback change in one
-// transaction; the payment of an order of a merchant served in process (Local) is reported to
-// it by Go call after the commit instead.
+// answers it as it is (after the PIN). The order, the wallet and the TRANSACTION.SUCCESS callback
+// change in one transaction; the payment of an order of a merchant served in process (Local) is
+// reported to it by Go call after the commit instead.
 func (c *Channel) Pay(ctx context.Context, t *trade, payerAppID, payerOpenID, pin string) (*apiv3.Transaction, error) {
-	paid, err := c.pay(ctx, t, payerAppID, payerOpenID, pin, true)
+	paid, err := c.pay(ctx, t.MchID, `id = $1`, t.ID, payerAppID, payerOpenID, pin, true)
 	if err != nil {
 		return nil, err
 	}
 	return paid.transaction(), nil
 }
 
-// pay is Pay; report says whether a Local merchant's payment is reported to its OnPaid (not
-// when the caller is that merchant and takes the answer itself).
-func (c *Channel) pay(ctx context.Context, t *trade, payerAppID, payerOpenID, pin string, report bool) (*trade, error) {
-	payer := medpay.PayerID(t.AppID, t.OpenID)
-	if t.TradeType == apiv3.TradeNative {
-		if payerOpenID == "" {
-			return nil, &PayError{PayNoPayer, "请先登录微信"}
-		}
-		if payerAppID == "" {
-			payerAppID = t.AppID
-		}
-		payer = medpay.PayerID(payerAppID, payerOpenID)
-	}
-	if err := c.wallet.VerifyPIN(ctx, payer, pin); errors.Is(err, medpay.ErrWrongPIN) {
-		return nil, &PayError{PayWrongPIN, "支付密码错误，请重试"}
-	} else if err != nil {
-		return nil, err
-	}
+// pay is Pay of mchid's order found by where (a condition on cash_trades with its one argument
+// key); report says whether a Local merchant's payment is reported to its OnPaid (not when the
+// caller is that merchant and takes the answer itself). The order is read, the PIN checked and
+// the payment made in one transaction.
+func (c *Channel) pay(ctx context.Context, mchid, where string, key any, payerAppID, payerOpenID, pin string, report bool) (*trade, error) {
 	now := c.now()
+	ms := sqlstore.MS(now)
 	var paid *trade
 	var fresh bool
-	local := c.local(t.MchID)
+	local := c.local(mchid)
 	err := c.db.WriteTx(ctx, func(tx *sql.Tx) error {
 		paid, fresh = nil, false
-		cur, err := scanTrade(tx.QueryRowContext(ctx, `SELECT `+tradeCols+` FROM cash_trades WHERE id = $1`+c.db.LockRow(), t.ID))
-		if err != nil {
+		cur, err := scanTrade(tx.QueryRowContext(ctx, `SELECT `+tradeCols+` FROM cash_trades WHERE `+where+c.db.LockRow(), key))
+		if errors.Is(err, sql.ErrNoRows) || err == nil && cur.MchID != mchid {
+			return &PayError{PayNotFound, "订单不存在"}
+		} else if err != nil {
 			return err
+		}
+		payer := medpay.PayerID(cur.AppID, cur.OpenID)
+		if cur.TradeType == apiv3.TradeNative {
+			if payerOpenID == "" {
+				return &PayError{PayNoPayer, "请先登录微信"}
+			}
+			if payerAppID == "" {
+				payerAppID = cur.AppID
+			}
+			payer = medpay.PayerID(payerAppID, payerOpenID)
+		}
+		// The PIN first, whatever the order's state: the wallet's (the default one for a payer
+		// without a wallet yet).
+		stored := pinHash(payer, DefaultPIN)
+		if err := tx.QueryRowContext(ctx, `SELECT pin_hash FROM cash_wallets WHERE payer = $1`, payer).Scan(&stored); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if subtle.ConstantTimeCompare([]byte(stored), []byte(pinHash(payer, pin))) != 1 {
+			return &PayError{PayWrongPIN, "支付密码错误，请重试"}
 		}
 		switch {
 		case cur.State == apiv3.StateSuccess || cur.State == apiv3.StateRefund:
@@ -331,10 +345,9 @@ func (c *Channel) pay(ctx context.Context, t *trade, payerAppID, payerOpenID, pi
 			return nil
 		case cur.State != apiv3.StateNotPay:
 			return &PayError{PayClosed, "订单已关闭"}
-		case sqlstore.MS(now) >= cur.ExpireAt:
+		case ms >= cur.ExpireAt:
 			return &PayError{PayExpired, "订单已过期"}
 		}
-		ms := sqlstore.MS(now)
 		if err := c.wallet.ensureWallet(ctx, tx, payer, ms); err != nil {
 			return err
 		}
