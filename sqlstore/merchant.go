@@ -222,34 +222,3 @@ func (s *Store) tokenByHash(ctx context.Context, hash string, now time.Time) (*m
 	t.IssuedAt, t.ExpiresAt = fromMS(issued), fromMS(expires)
 	return &t, nil
 }
-
-// NonceWindow is how long a (mch_id, nonce_str) pair is remembered against replays: as long as
-// an access token lives, so a captured request cannot be replayed while its token still works.
-const NonceWindow = medpay.TokenTTL
-
-// ClaimNonce records (mchID, nonce) and reports false when the pair was already seen within
-// NonceWindow.
-func (s *Store) ClaimNonce(ctx context.Context, mchID, nonce string, now time.Time) (bool, error) {
-	fresh := false
-	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		// A pair older than the window may be used again: refresh it in place.
-		res, err := tx.ExecContext(ctx, `INSERT INTO nonces (mch_id, nonce, seen_at) VALUES ($1, $2, $3)
-			ON CONFLICT (mch_id, nonce) DO UPDATE SET seen_at = excluded.seen_at WHERE nonces.seen_at < $4`,
-			mchID, nonce, ms(now), ms(now.Add(-NonceWindow)))
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		fresh = n == 1
-		return err
-	})
-	return fresh, err
-}
-
-// PurgeNonces drops pairs older than the window.
-func (s *Store) PurgeNonces(ctx context.Context, now time.Time) error {
-	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM nonces WHERE seen_at < $1`, ms(now.Add(-NonceWindow)))
-		return err
-	})
-}

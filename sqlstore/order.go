@@ -21,28 +21,12 @@ const orderColumns = `id, med_trans_id, merchant_id, provider_id, hosp_out_trade
 
 // CreateOrder inserts o; a taken (merchant, hosp_out_trade_no) gives medpay.ErrConflict.
 func (s *Store) CreateOrder(ctx context.Context, o *medpay.Order) error {
-	if err := o.CheckSplit(); err != nil {
-		return err
-	}
-	fields, err := json.Marshal(s.sealFields(o.Fields))
+	args, err := s.orderInsertArgs(o)
 	if err != nil {
 		return err
 	}
-	o.Generation = max(o.Generation, medpay.GenerationXML)
 	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `INSERT INTO orders (med_trans_id, merchant_id, provider_id, hosp_out_trade_no,
-			fingerprint, fields, order_type, pay_type, total_fee, cash_fee, insurance_fee, hifp_pay, acct_pay, city_id,
-			state, cash_status, insurance_status, status_desc, psn_no, card_no, response_content, step, attempt,
-			time_expire, created_at, updated_at, version, insurance_order_id, cash_order_id, time_end,
-			pay_ord_id, pay_token, pay_auth_no, generation)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $25, 1, $26, $27, $28,
-			$29, $30, $31, $32)
-			RETURNING id`,
-			o.MedTransID, o.MerchantID, o.ProviderID, o.HospOutTradeNo, o.Fingerprint, string(fields), o.OrderType,
-			o.PayType, o.TotalFee, o.CashFee, o.InsuranceFee, o.HifpPay, o.AcctPay, o.CityID, string(o.State),
-			o.CashStatus, o.InsuranceStatus, o.StatusDesc, o.PsnNo, s.seal(o.CardNo), o.ResponseContent, o.Step, o.Attempt,
-			ms(o.TimeExpire), ms(o.CreatedAt), o.InsuranceOrderID, o.CashOrderID, ms(o.TimeEnd),
-			o.PayOrdID, o.PayToken, s.sealOptional(o.PayAuthNo), o.Generation).Scan(&o.ID)
+		err := tx.QueryRowContext(ctx, insertOrderStmt+` RETURNING id`, args...).Scan(&o.ID)
 		if isUniqueViolation(err) {
 			return medpay.ErrConflict
 		}
@@ -50,6 +34,63 @@ func (s *Store) CreateOrder(ctx context.Context, o *medpay.Order) error {
 		o.UpdatedAt = o.CreatedAt
 		return err
 	})
+}
+
+// PlaceOrder inserts o, or returns the order that already holds its (merchant, hosp_out_trade_no)
+// and inserts nothing: one transaction, without a read before it. It makes the call's pending
+// NonceClaim in the same transaction (ErrReplay: nothing was inserted).
+func (s *Store) PlaceOrder(ctx context.Context, o *medpay.Order) (prev *medpay.Order, err error) {
+	args, err := s.orderInsertArgs(o)
+	if err != nil {
+		return nil, err
+	}
+	err = s.writeTxClaiming(ctx, func(tx *sql.Tx) error {
+		prev = nil
+		err := tx.QueryRowContext(ctx, insertOrderStmt+` ON CONFLICT (merchant_id, hosp_out_trade_no) DO NOTHING RETURNING id`,
+			args...).Scan(&o.ID)
+		if errors.Is(err, sql.ErrNoRows) {
+			// Taken: read the holder in the same transaction (on PostgreSQL, after the conflicting
+			// transaction committed, which the INSERT waited for).
+			prev, err = s.orderWhere(ctx, tx, `merchant_id = $1 AND hosp_out_trade_no = $2`, o.MerchantID, o.HospOutTradeNo)
+			return err
+		}
+		if isUniqueViolation(err) { // another unique key (med_trans_id)
+			return medpay.ErrConflict
+		}
+		o.Version = 1
+		o.UpdatedAt = o.CreatedAt
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return prev, nil
+}
+
+const insertOrderStmt = `INSERT INTO orders (med_trans_id, merchant_id, provider_id, hosp_out_trade_no,
+	fingerprint, fields, order_type, pay_type, total_fee, cash_fee, insurance_fee, hifp_pay, acct_pay, city_id,
+	state, cash_status, insurance_status, status_desc, psn_no, card_no, response_content, step, attempt,
+	time_expire, created_at, updated_at, version, insurance_order_id, cash_order_id, time_end,
+	pay_ord_id, pay_token, pay_auth_no, generation)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $25, 1, $26, $27, $28,
+	$29, $30, $31, $32)`
+
+// orderInsertArgs checks o's split and returns the arguments of insertOrderStmt, sealing what is
+// sealed at rest.
+func (s *Store) orderInsertArgs(o *medpay.Order) ([]any, error) {
+	if err := o.CheckSplit(); err != nil {
+		return nil, err
+	}
+	fields, err := json.Marshal(s.sealFields(o.Fields))
+	if err != nil {
+		return nil, err
+	}
+	o.Generation = max(o.Generation, medpay.GenerationXML)
+	return []any{o.MedTransID, o.MerchantID, o.ProviderID, o.HospOutTradeNo, o.Fingerprint, string(fields), o.OrderType,
+		o.PayType, o.TotalFee, o.CashFee, o.InsuranceFee, o.HifpPay, o.AcctPay, o.CityID, string(o.State),
+		o.CashStatus, o.InsuranceStatus, o.StatusDesc, o.PsnNo, s.seal(o.CardNo), o.ResponseContent, o.Step, o.Attempt,
+		ms(o.TimeExpire), ms(o.CreatedAt), o.InsuranceOrderID, o.CashOrderID, ms(o.TimeEnd),
+		o.PayOrdID, o.PayToken, s.sealOptional(o.PayAuthNo), o.Generation}, nil
 }
 
 type scanner interface{ Scan(dest ...any) error }
