@@ -187,7 +187,9 @@ func TestConformanceNonceClaimInWrite(t *testing.T) {
 		// CreateRefund makes it too.
 		o, _ := b.store.OrderByTradeNo(b.ctx, m.ID, "N-1")
 		build := func(no string) func(*medpay.Order, []*medpay.Refund) (*medpay.Refund, error) {
-			return func(o *medpay.Order, _ []*medpay.Refund) (*medpay.Refund, error) { return newRefund(o, no, 300, 0), nil }
+			return func(o *medpay.Order, _ []*medpay.Refund) (*medpay.Refund, error) {
+				return newRefund(o, no, 300, 0), nil
+			}
 		}
 		ctx, c = call("r1")
 		if _, err := b.store.CreateRefund(ctx, o.ID, build("R1")); err != nil || !c.Made() {
