@@ -184,7 +184,7 @@ func (s *Store) scanOrder(row scanner) (*medpay.Order, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(fields), &o.Fields); err != nil {
+	if o.Fields, err = decodeFields([]byte(fields)); err != nil {
 		return nil, fmt.Errorf("order %s fields: %w", o.MedTransID, err)
 	}
 	if err := s.openFields(o.Fields); err != nil {

@@ -29,7 +29,7 @@ func scanRefund(row scanner) (*medpay.Refund, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(fields), &r.Fields); err != nil {
+	if r.Fields, err = decodeFields([]byte(fields)); err != nil {
 		return nil, fmt.Errorf("refund %s fields: %w", r.MedRefundID, err)
 	}
 	r.SuccessTime, r.CreatedAt, r.UpdatedAt = fromMS(success), fromMS(created), fromMS(updated)
