@@ -8,6 +8,7 @@ import (
 
 	"github.com/medpay/medpay"
 	"github.com/medpay/medpay/secret"
+	"github.com/medpay/medpay/sqlstore"
 	"github.com/medpay/medpay/wire"
 )
 
@@ -37,6 +38,9 @@ type call struct {
 	remoteIP string
 	raw      []byte // a success answer that is not XML
 	rawType  string
+	// nonce is the replay check's claim when the endpoint makes it in its own write transaction
+	// (apiOpts.claimInWrite); nil when authenticate made it.
+	nonce *sqlstore.NonceClaim
 }
 
 // openid returns the payer field of the mode: openid, or sub_openid in provider mode.
@@ -63,6 +67,11 @@ type apiOpts struct {
 	// minimal accepts the form real integrations use for the 选用接口: no appid or mch_id, the
 	// token naming the app (docs/api/cards.md (getmedinfo)).
 	minimal bool
+	// claimInWrite defers the replay check's claim to the call's own write transaction (one
+	// commit instead of two). Only for endpoints whose handlers write nothing and call no one
+	// outside the database before that transaction or sqlstore.Store.ClaimPending; whatever they
+	// answer, the claim is made (or found taken) before the answer goes out.
+	claimInWrite bool
 }
 
 // api wraps an endpoint in the protocol: token, XML, identifiers, signature, replay defence, and
@@ -73,7 +82,13 @@ func (s *Server) api(name string, fn apiFunc, opts apiOpts) http.HandlerFunc {
 		rid := requestID(r.Context())
 		c, err := s.authenticate(r, rid, opts)
 		var resp *wire.Message
-		if err == nil {
+		if c != nil && c.nonce != nil {
+			ctx := sqlstore.WithNonceClaim(r.Context(), c.nonce)
+			if err == nil {
+				resp, err = fn(ctx, c)
+			}
+			err = s.settleNonce(ctx, err)
+		} else if err == nil {
 			resp, err = fn(r.Context(), c)
 		}
 		outcome := s.respond(w, r, c, resp, err, rid)
@@ -166,11 +181,11 @@ func (s *Server) authenticate(r *http.Request, rid string, opts apiOpts) (*call,
 		return nil, &protocolError{msgSign}
 	}
 	// The signature holds: from here on answers are signed, so business failures can be told.
-	fresh, err := s.store.ClaimNonce(ctx, c.signer.MchID, req.Get("nonce_str"), s.now())
-	if err != nil {
+	if opts.claimInWrite {
+		c.nonce = &sqlstore.NonceClaim{MchID: c.signer.MchID, Nonce: req.Get("nonce_str"), At: s.now()}
+	} else if fresh, err := s.store.ClaimNonce(ctx, c.signer.MchID, req.Get("nonce_str"), s.now()); err != nil {
 		return nil, err
-	}
-	if !fresh {
+	} else if !fresh {
 		return nil, &protocolError{msgReplay}
 	}
 	if err := s.resolveHospital(ctx, c, subAppID, minimal); err != nil {
@@ -180,6 +195,22 @@ func (s *Server) authenticate(r *http.Request, rid string, opts apiOpts) (*call,
 		return c, err
 	}
 	return c, nil
+}
+
+// settleNonce finishes a replay check deferred to the call's write (apiOpts.claimInWrite): a replay
+// found there, or by the claim made now for a call that ended without that write, answers as a
+// replay found up front did, whatever the call would have answered.
+func (s *Server) settleNonce(ctx context.Context, err error) error {
+	if !errors.Is(err, sqlstore.ErrReplay) {
+		cerr := s.store.ClaimPending(ctx)
+		if cerr == nil {
+			return err
+		}
+		if !errors.Is(cerr, sqlstore.ErrReplay) {
+			return cerr
+		}
+	}
+	return &protocolError{msgReplay}
 }
 
 // resolveHospital finds the institution acted for and checks the provider's authorisation.

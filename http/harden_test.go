@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -528,4 +529,114 @@ func TestScanToPay(t *testing.T) {
 	if resp.StatusCode != 200 || out["med_trade_state"] != "SUCCESS" {
 		t.Fatalf("sandbox confirm with openid: %d %v", resp.StatusCode, out)
 	}
+}
+
+// TestReplayedUnifiedOrderCreatesNoOrder: unifiedorder makes its replay check inside the
+// transaction that inserts the order, so a nonce seen before refuses the call with nothing
+// written, and answers as the check made up front did: the protocol failure, before any business
+// answer.
+func TestReplayedUnifiedOrderCreatesNoOrder(t *testing.T) {
+	env, h, token := setup(t)
+	ctx := context.Background()
+	noOrder := func(what, tradeNo string) {
+		t.Helper()
+		if o, err := env.Store.OrderByTradeNo(ctx, h.ID, tradeNo); !errors.Is(err, medpay.ErrNotFound) {
+			t.Errorf("%s: an order was written (%v, %v)", what, o, err)
+		}
+	}
+	post := func(path string, req *wire.Message) (*http.Response, []byte) {
+		return env.Post(t, path, token, signed(t, req, h.APIKey))
+	}
+
+	// The nonce of a query, then of an order: the order is refused and not placed.
+	post("/payinsurance/queryorder", testenv.Msg("appid", h.AppID, "mch_id", h.MchID, "hosp_out_trade_no", "none", "nonce_str", "used-by-query"))
+	req := testenv.OrderRequest(h, "rp-1", "nonce_str", "used-by-query")
+	resp, out := post("/payinsurance/unifiedorder", req)
+	protocolFail(t, resp, out, "nonce_str重复")
+	noOrder("nonce of a query", req.Get("hosp_out_trade_no"))
+
+	// Refused for a business reason: the nonce is spent all the same, and its replay answers as a
+	// replay, not with the business error again.
+	bad := testenv.OrderRequest(h, "rp-2", "nonce_str", "used-by-refused", "city_id", "110000")
+	_, out = post("/payinsurance/unifiedorder", bad)
+	bizFail(t, decoded(t, out), medpay.ErrNoPermission)
+	resp, out = post("/payinsurance/unifiedorder", bad)
+	protocolFail(t, resp, out, "nonce_str重复")
+	good := testenv.OrderRequest(h, "rp-2", "nonce_str", "used-by-refused")
+	resp, out = post("/payinsurance/unifiedorder", good)
+	protocolFail(t, resp, out, "nonce_str重复")
+	noOrder("nonce of a refused order", good.Get("hosp_out_trade_no"))
+
+	// An order asking the bureau for its split (a bound payer): refused before the bureau is asked.
+	env.Bind(t, h, "rp-3", "440300", "employee")
+	ins := testenv.OrderRequest(h, "rp-3", "nonce_str", "used-by-query", "pay_type", "3", "total_fee", "6500",
+		"cash_fee", "2925", "insurance_fee", "3575", "allow_fee_change", "0",
+		"request_content", `{"acct_used":false,"items":[{"code":"1","name":"诊疗","class":"A","price":6500,"qty":1}]}`)
+	resp, out = post("/payinsurance/unifiedorder", ins)
+	protocolFail(t, resp, out, "nonce_str重复")
+	noOrder("insurance order", ins.Get("hosp_out_trade_no"))
+
+	// One request sent many times at once: one order, one success, the rest replays.
+	body := signed(t, testenv.OrderRequest(h, "rp-4"), h.APIKey)
+	const n = 8
+	answers := make([]*wire.Message, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			_, data := env.Post(t, "/payinsurance/unifiedorder", token, body)
+			answers[i], _ = wire.Decode(bytes.NewReader(data))
+		})
+	}
+	wg.Wait()
+	succeeded := 0
+	for _, m := range answers {
+		switch {
+		case m == nil:
+			t.Fatal("an answer was not XML")
+		case m.Get("result_code") == "SUCCESS":
+			succeeded++
+		case !strings.HasPrefix(m.Get("return_msg"), "nonce_str重复"):
+			t.Errorf("neither placed nor refused as a replay: %v", m)
+		}
+	}
+	if succeeded != 1 {
+		t.Errorf("%d of %d copies of one request succeeded, want 1", succeeded, n)
+	}
+}
+
+// TestReplayedRefundCreatesNoRefund: refund, too, makes its replay check in its own transaction;
+// a replay, whether of a new refund or of one already made, writes nothing and calls no one.
+func TestReplayedRefundCreatesNoRefund(t *testing.T) {
+	env, h, token := setup(t)
+	ctx := context.Background()
+	id, _ := paidOrder(t, env, h, token, "rp-refund", "employee")
+	post := func(req *wire.Message) (*http.Response, []byte) {
+		return env.Post(t, "/payinsurance/refund", token, signed(t, req, h.APIKey))
+	}
+	env.Call(t, "/payinsurance/queryorder", token, h.APIKey, testenv.Msg("appid", h.AppID, "mch_id", h.MchID,
+		"med_trans_id", id, "nonce_str", "rf-used"))
+	resp, out := post(refundReq(h, id, "RPR1", "nonce_str", "rf-used"))
+	protocolFail(t, resp, out, "nonce_str重复")
+	if r, err := env.Store.RefundByNo(ctx, h.ID, "RPR1"); !errors.Is(err, medpay.ErrNotFound) {
+		t.Fatalf("a replayed refund was written: %v %v", r, err)
+	}
+	if o, _ := env.Store.OrderByID(ctx, id); o.State != medpay.StateSuccess {
+		t.Fatalf("order %s after a replayed refund", o.State)
+	}
+	// A refund made, then its request replayed: refused, and the refund is not run again.
+	body := signed(t, refundReq(h, id, "RPR2", "part_refund_type", medpay.PartCashOnly), h.APIKey)
+	_, data := env.Post(t, "/payinsurance/refund", token, body)
+	ok(t, decoded(t, data))
+	resp, out = env.Post(t, "/payinsurance/refund", token, body)
+	protocolFail(t, resp, out, "nonce_str重复")
+}
+
+// decoded decodes an answer's body.
+func decoded(t *testing.T, body []byte) *wire.Message {
+	t.Helper()
+	m, err := wire.Decode(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("answer not XML: %v: %s", err, body)
+	}
+	return m
 }

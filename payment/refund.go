@@ -45,6 +45,11 @@ func (s *Service) Refund(ctx context.Context, req *RefundRequest) (*medpay.Refun
 	if r.Fingerprint != fp {
 		return nil, medpay.Errorf(medpay.ErrDuplicateRefundNo, "")
 	}
+	// A refund created here made the call's replay check in its transaction; one resumed makes it
+	// now, before the saga calls anyone.
+	if err := s.Store.ClaimPending(ctx); err != nil {
+		return nil, err
+	}
 	ctx, cancel := detached(ctx)
 	defer cancel()
 	return s.advanceRefund(ctx, r)

@@ -154,19 +154,28 @@ func existing(o *medpay.Order, fingerprint string, now time.Time) (*medpay.Order
 }
 
 // Place creates an order, or returns the one placed earlier with the same business fields.
+//
+// A repeated hosp_out_trade_no is answered from the order holding it before any check of the new
+// request. Placing an order that needs no pre-settlement is one write transaction (PlaceOrder),
+// which also makes the call's replay-check claim; one that asks the bureau first reads for the
+// earlier order and makes the claim before the outside call.
 func (s *Service) Place(ctx context.Context, r *PlaceRequest) (*medpay.Order, error) {
 	now := s.now()
 	fp := Fingerprint(r.Fields)
-	if o, err := s.Store.OrderByTradeNo(ctx, r.Merchant.ID, r.HospOutTradeNo); err == nil {
-		return existing(o, fp, now)
-	} else if !errors.Is(err, medpay.ErrNotFound) {
-		return nil, err
+	// earlier answers the request from the order already holding its number, if there is one.
+	earlier := func(cause error) (*medpay.Order, error) {
+		if o, err := s.Store.OrderByTradeNo(ctx, r.Merchant.ID, r.HospOutTradeNo); err == nil {
+			return existing(o, fp, now)
+		} else if !errors.Is(err, medpay.ErrNotFound) {
+			return nil, err
+		}
+		return nil, cause
 	}
 	if err := checkAmounts(r); err != nil {
-		return nil, err
+		return earlier(err)
 	}
 	if !r.Merchant.HasCity(r.CityID) {
-		return nil, medpay.Errorf(medpay.ErrNoPermission, "hospital is not enabled in city %s", r.CityID)
+		return earlier(medpay.Errorf(medpay.ErrNoPermission, "hospital is not enabled in city %s", r.CityID))
 	}
 	expire := now.Add(medpay.DefaultExpiry)
 	if !r.TimeExpire.IsZero() {
@@ -197,20 +206,26 @@ func (s *Service) Place(ctx context.Context, r *PlaceRequest) (*medpay.Order, er
 	}
 	o.LoadFields()
 	if r.PayType != medpay.PayCash && HasPayer(o) { // 扫码付: at the scan (Identify)
+		// A retry must not ask the bureau again, nor may a replay ask it at all.
+		if o, err := earlier(nil); o != nil || err != nil {
+			return o, err
+		}
+		if err := s.Store.ClaimPending(ctx); err != nil {
+			return nil, err
+		}
 		if err := s.preSettle(ctx, r, o); err != nil {
 			return nil, err
 		}
 	}
 	setLegs(o)
-	err := s.Store.CreateOrder(ctx, o)
-	if errors.Is(err, medpay.ErrConflict) { // a racing request with the same number won
-		prev, err := s.Store.OrderByTradeNo(ctx, r.Merchant.ID, r.HospOutTradeNo)
-		if err != nil {
-			return nil, err
-		}
+	prev, err := s.Store.PlaceOrder(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if prev != nil { // placed earlier, or by a racing request with the same number
 		return existing(prev, fp, now)
 	}
-	return o, err
+	return o, nil
 }
 
 // setLegs sets the leg statuses of an unpaid order from its split.
@@ -353,6 +368,10 @@ func closeOrder(o *medpay.Order, desc string) {
 func (s *Service) Refresh(ctx context.Context, o *medpay.Order) (*medpay.Order, error) {
 	if o.State != medpay.StateNotPay || s.now().Before(o.TimeExpire) {
 		return o, nil
+	}
+	// An open API call acts outside the database only once its replay check is made.
+	if err := s.Store.ClaimPending(ctx); err != nil {
+		return nil, err
 	}
 	// A cash prepay is closed at the channel first; a payer who paid in time is not turned away.
 	if p, err := s.closeCash(ctx, o); err != nil {

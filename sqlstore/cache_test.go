@@ -139,3 +139,71 @@ func TestCacheTokens(t *testing.T) {
 		}
 	})
 }
+
+// TestCacheSuspension: SuspendedOf answers from its copy for CacheTTL, "not suspended" included.
+// A suspension made by another process is refused here once CacheTTL has passed; one made, or
+// lifted, through this Store at once.
+func TestCacheSuspension(t *testing.T) {
+	t.Parallel()
+	forEachEngine(t, func(t *testing.T, db *sqlstore.DB) {
+		a, b, real := twoStores(t, db)
+		m, other := a.merchant(t), a.merchant(t)
+		suspendedOf := func(s *sqlstore.Store, what string) int64 {
+			t.Helper()
+			id, err := s.SuspendedOf(a.ctx, m.ID, other.ID)
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			return id
+		}
+		audit := func(action string) *medpay.AuditEntry { return &medpay.AuditEntry{At: t0, Action: action} }
+		if got := suspendedOf(a.store, "good standing"); got != 0 {
+			t.Fatalf("good standing: suspended %d", got)
+		}
+		if got := suspendedOf(b.store, "good standing, b"); got != 0 {
+			t.Fatalf("good standing: suspended %d", got)
+		}
+
+		// The other process suspends: seen here once the copy has aged out, and never later.
+		if err := b.store.SetSuspended(b.ctx, m.ID, true, "欠费", audit("merchant.suspend")); err != nil {
+			t.Fatal(err)
+		}
+		if got := suspendedOf(b.store, "suspending process"); got != m.ID {
+			t.Errorf("the process that suspended did not refuse at once: %d", got)
+		}
+		if got := suspendedOf(a.store, "within the bound"); got != 0 {
+			t.Errorf("the copy was not used within CacheTTL (got %d): this test measures nothing", got)
+		}
+		real.Add(sqlstore.CacheTTL - time.Millisecond)
+		if got := suspendedOf(a.store, "just within the bound"); got != 0 {
+			t.Errorf("the copy was dropped before CacheTTL (got %d)", got)
+		}
+		real.Add(time.Millisecond)
+		if got := suspendedOf(a.store, "after the bound"); got != m.ID {
+			t.Errorf("a suspension older than CacheTTL was not seen: %d", got)
+		}
+		// Either argument: the hospital acted for.
+		if id, err := a.store.SuspendedOf(a.ctx, other.ID, m.ID); err != nil || id != m.ID {
+			t.Errorf("SuspendedOf(other, suspended) = %d, %v", id, err)
+		}
+
+		// This process resumes and suspends again: each seen here at once, with no wait.
+		if err := a.store.SetSuspended(a.ctx, m.ID, false, "", audit("merchant.resume")); err != nil {
+			t.Fatal(err)
+		}
+		if got := suspendedOf(a.store, "resumed here"); got != 0 {
+			t.Errorf("a resumption made here was not seen at once: %d", got)
+		}
+		if err := a.store.SetSuspended(a.ctx, other.ID, true, "", audit("merchant.suspend")); err != nil {
+			t.Fatal(err)
+		}
+		if got := suspendedOf(a.store, "suspended here"); got != other.ID {
+			t.Errorf("a suspension made here was not seen at once: %d", got)
+		}
+		// And b, which had read m as suspended, sees the resumption within the bound.
+		real.Add(sqlstore.CacheTTL)
+		if got := suspendedOf(b.store, "b after the bound"); got != other.ID {
+			t.Errorf("b after the bound: %d", got)
+		}
+	})
+}

@@ -203,22 +203,44 @@ func (db *DB) WriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return db.retryTx(ctx, fn)
 }
 
+// execer runs a statement: a transaction, or the pool (each statement its own transaction).
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// writeStmt runs fn, which executes one writing statement, as a transaction of its own. On SQLite
+// that is WriteTx (the statement joins the group commit); on PostgreSQL the statement runs on the
+// pool in autocommit, one round trip instead of three, and is retried like a transaction. fn must
+// execute a single statement: several would not be atomic.
+func (db *DB) writeStmt(ctx context.Context, fn func(e execer) error) error {
+	if db.group != nil {
+		return db.WriteTx(ctx, func(tx *sql.Tx) error { return fn(tx) })
+	}
+	return db.retry(ctx, func() error { return fn(db.sql) })
+}
+
 func (db *DB) retryTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return db.retry(ctx, func() error { return db.tryTx(ctx, fn) })
+}
+
+// retry runs attempt until it succeeds, fails with an error that is not retryable, or has been
+// tried maxTxAttempts times, backing off between tries.
+func (db *DB) retry(ctx context.Context, attempt func() error) error {
 	var err error
-	for attempt := 0; attempt < maxTxAttempts; attempt++ {
-		if attempt > 0 {
-			backoff := time.Duration(1<<min(attempt, 6))*time.Millisecond + time.Duration(rand.IntN(5))*time.Millisecond
+	for n := 0; n < maxTxAttempts; n++ {
+		if n > 0 {
+			backoff := time.Duration(1<<min(n, 6))*time.Millisecond + time.Duration(rand.IntN(5))*time.Millisecond
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-time.After(backoff):
 			}
 		}
-		err = db.tryTx(ctx, fn)
+		err = attempt()
 		if err == nil || !retryable(err) {
 			return err
 		}
-		slog.Debug("retrying transaction", "attempt", attempt+1, "err", err)
+		slog.Debug("retrying transaction", "attempt", n+1, "err", err)
 	}
 	return err
 }

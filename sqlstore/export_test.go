@@ -8,7 +8,9 @@ var Retryable = retryable
 const MaxTxAttempts = maxTxAttempts
 
 // SetCacheClock replaces the real clock that ages s's caches.
-func SetCacheClock(s *Store, now func() time.Time) { s.tokens.now, s.merchants.now = now, now }
+func SetCacheClock(s *Store, now func() time.Time) {
+	s.tokens.now, s.merchants.now, s.suspensions.now = now, now, now
+}
 
 // PendingWrites is how many WriteTx calls wait in the SQLite queue.
 func PendingWrites(db *DB) int {

@@ -22,12 +22,16 @@ type Store struct {
 	// Every authenticated call reads its token and merchant; see CacheTTL for the bound.
 	tokens    *ttlCache[cachedToken]
 	merchants *ttlCache[*medpay.Merchant] // by "appid:" and "mch_id:" keys; never handed out
+	// Whether a merchant is suspended, by its id: unlike the others this cache keeps "not
+	// suspended", the answer to almost every call (see SuspendedOf).
+	suspensions *ttlCache[suspension]
 }
 
 // NewStore returns a Store over db sealing API keys with box.
 func NewStore(db *DB, box *secret.Box) *Store {
 	return &Store{db: db, box: box, Now: time.Now,
-		tokens: newTTLCache[cachedToken](CacheTTL), merchants: newTTLCache[*medpay.Merchant](CacheTTL)}
+		tokens: newTTLCache[cachedToken](CacheTTL), merchants: newTTLCache[*medpay.Merchant](CacheTTL),
+		suspensions: newTTLCache[suspension](CacheTTL)}
 }
 
 // ForgetMerchant drops this Store's cached copies of merchant id, so that its next lookups read
@@ -36,6 +40,7 @@ func NewStore(db *DB, box *secret.Box) *Store {
 // change up to CacheTTL later, as other processes do.
 func (s *Store) ForgetMerchant(id int64) {
 	s.merchants.forget(func(m *medpay.Merchant) bool { return m.ID == id })
+	s.suspensions.forget(func(c suspension) bool { return c.id == id })
 }
 
 // Box is the box sealing the store's secrets, for components that keep sealed values of their own
@@ -115,7 +120,7 @@ func (s *Store) cachedMerchant(ctx context.Context, key, where, arg string) (*me
 		c := *m // the caller may change its copy (not the shared Cities and RefundIPs)
 		return &c, nil
 	}
-	start := s.merchants.now()
+	start := s.merchants.begin()
 	m, err := s.merchantWhere(ctx, where, arg)
 	if err != nil {
 		return nil, err
@@ -189,7 +194,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash string, now time.Time) (*m
 		t := c.Token
 		return &t, nil
 	}
-	start := s.tokens.now()
+	start := s.tokens.begin()
 	t, err := s.tokenByHash(ctx, hash, now)
 	if err != nil {
 		return nil, err
@@ -216,35 +221,4 @@ func (s *Store) tokenByHash(ctx context.Context, hash string, now time.Time) (*m
 	}
 	t.IssuedAt, t.ExpiresAt = fromMS(issued), fromMS(expires)
 	return &t, nil
-}
-
-// NonceWindow is how long a (mch_id, nonce_str) pair is remembered against replays: as long as
-// an access token lives, so a captured request cannot be replayed while its token still works.
-const NonceWindow = medpay.TokenTTL
-
-// ClaimNonce records (mchID, nonce) and reports false when the pair was already seen within
-// NonceWindow.
-func (s *Store) ClaimNonce(ctx context.Context, mchID, nonce string, now time.Time) (bool, error) {
-	fresh := false
-	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		// A pair older than the window may be used again: refresh it in place.
-		res, err := tx.ExecContext(ctx, `INSERT INTO nonces (mch_id, nonce, seen_at) VALUES ($1, $2, $3)
-			ON CONFLICT (mch_id, nonce) DO UPDATE SET seen_at = excluded.seen_at WHERE nonces.seen_at < $4`,
-			mchID, nonce, ms(now), ms(now.Add(-NonceWindow)))
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		fresh = n == 1
-		return err
-	})
-	return fresh, err
-}
-
-// PurgeNonces drops pairs older than the window.
-func (s *Store) PurgeNonces(ctx context.Context, now time.Time) error {
-	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM nonces WHERE seen_at < $1`, ms(now.Add(-NonceWindow)))
-		return err
-	})
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -317,8 +318,9 @@ func (s *Store) RetiredKeys(ctx context.Context, merchantID int64, now time.Time
 }
 
 // SetSuspended suspends (with a reason) or resumes a merchant: a suspended merchant's API calls
-// are refused.
+// are refused, by this process at once and by others within CacheTTL (SuspendedOf).
 func (s *Store) SetSuspended(ctx context.Context, merchantID int64, suspended bool, reason string, audit *medpay.AuditEntry) error {
+	defer s.ForgetMerchant(merchantID) // this process sees the change at once, others within CacheTTL
 	at := int64(0)
 	if suspended {
 		at = ms(audit.At)
@@ -343,16 +345,57 @@ func (s *Store) Suspended(ctx context.Context, merchantID int64) (bool, error) {
 	return at != 0, err
 }
 
-// SuspendedOf returns which of the merchants a and b is suspended (the first found), or 0, in one
-// query: the open API asks it on every call, for the signer and the hospital acted for.
+// suspension is a merchant's standing as SuspendedOf keeps it.
+type suspension struct {
+	id        int64
+	suspended bool
+}
+
+// SuspendedOf returns which of the merchants a and b is suspended (a first), or 0. The open API
+// asks it on every call, for the signer and the hospital acted for, so the answer for each is
+// kept for CacheTTL, "not suspended" included: a suspension or resumption made through this Store
+// is seen at once (SetSuspended forgets the copy after its commit), one made by another process
+// at most CacheTTL later.
 func (s *Store) SuspendedOf(ctx context.Context, a, b int64) (int64, error) {
-	var id int64
-	err := s.db.sql.QueryRowContext(ctx, `SELECT merchant_id FROM merchant_controls
-		WHERE merchant_id IN ($1, $2) AND suspended_at <> 0 LIMIT 1`, a, b).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
+	ka, kb := strconv.FormatInt(a, 10), strconv.FormatInt(b, 10)
+	ca, okA := s.suspensions.get(ka)
+	cb, okB := s.suspensions.get(kb)
+	if okA && okB {
+		switch {
+		case ca.suspended:
+			return a, nil
+		case cb.suspended:
+			return b, nil
+		}
 		return 0, nil
 	}
-	return id, err
+	start := s.suspensions.begin()
+	rows, err := s.db.sql.QueryContext(ctx, `SELECT merchant_id FROM merchant_controls
+		WHERE merchant_id IN ($1, $2) AND suspended_at <> 0`, a, b)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	sa, sb := false, false
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return 0, err
+		}
+		sa, sb = sa || id == a, sb || id == b
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	s.suspensions.put(ka, suspension{a, sa}, start)
+	s.suspensions.put(kb, suspension{b, sb}, start)
+	switch {
+	case sa:
+		return a, nil
+	case sb:
+		return b, nil
+	}
+	return 0, nil
 }
 
 // SetMerchantCities replaces the merchant's enabled cities.

@@ -21,28 +21,12 @@ const orderColumns = `id, med_trans_id, merchant_id, provider_id, hosp_out_trade
 
 // CreateOrder inserts o; a taken (merchant, hosp_out_trade_no) gives medpay.ErrConflict.
 func (s *Store) CreateOrder(ctx context.Context, o *medpay.Order) error {
-	if err := o.CheckSplit(); err != nil {
-		return err
-	}
-	fields, err := json.Marshal(s.sealFields(o.Fields))
+	args, err := s.orderInsertArgs(o)
 	if err != nil {
 		return err
 	}
-	o.Generation = max(o.Generation, medpay.GenerationXML)
 	return s.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `INSERT INTO orders (med_trans_id, merchant_id, provider_id, hosp_out_trade_no,
-			fingerprint, fields, order_type, pay_type, total_fee, cash_fee, insurance_fee, hifp_pay, acct_pay, city_id,
-			state, cash_status, insurance_status, status_desc, psn_no, card_no, response_content, step, attempt,
-			time_expire, created_at, updated_at, version, insurance_order_id, cash_order_id, time_end,
-			pay_ord_id, pay_token, pay_auth_no, generation)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $25, 1, $26, $27, $28,
-			$29, $30, $31, $32)
-			RETURNING id`,
-			o.MedTransID, o.MerchantID, o.ProviderID, o.HospOutTradeNo, o.Fingerprint, string(fields), o.OrderType,
-			o.PayType, o.TotalFee, o.CashFee, o.InsuranceFee, o.HifpPay, o.AcctPay, o.CityID, string(o.State),
-			o.CashStatus, o.InsuranceStatus, o.StatusDesc, o.PsnNo, s.seal(o.CardNo), o.ResponseContent, o.Step, o.Attempt,
-			ms(o.TimeExpire), ms(o.CreatedAt), o.InsuranceOrderID, o.CashOrderID, ms(o.TimeEnd),
-			o.PayOrdID, o.PayToken, s.sealOptional(o.PayAuthNo), o.Generation).Scan(&o.ID)
+		err := tx.QueryRowContext(ctx, insertOrderStmt+` RETURNING id`, args...).Scan(&o.ID)
 		if isUniqueViolation(err) {
 			return medpay.ErrConflict
 		}
@@ -50,6 +34,121 @@ func (s *Store) CreateOrder(ctx context.Context, o *medpay.Order) error {
 		o.UpdatedAt = o.CreatedAt
 		return err
 	})
+}
+
+// PlaceOrder inserts o, or returns the order that already holds its (merchant, hosp_out_trade_no)
+// and inserts nothing, without a read before the insert. It makes the call's pending NonceClaim
+// with the insert, atomically (ErrReplay: nothing was inserted). When the number is taken the
+// claim is made all the same, and the holder is returned.
+//
+// On SQLite this is one write transaction (joining the group commit). On PostgreSQL it is one
+// statement in autocommit, one round trip instead of four (BEGIN, claim, insert, COMMIT): the
+// claim and a conditional insert in one data-modifying WITH.
+func (s *Store) PlaceOrder(ctx context.Context, o *medpay.Order) (prev *medpay.Order, err error) {
+	args, err := s.orderInsertArgs(o)
+	if err != nil {
+		return nil, err
+	}
+	if s.db.dialect == Postgres {
+		return s.placeOrderStatement(ctx, o, args)
+	}
+	err = s.writeTxClaiming(ctx, func(tx *sql.Tx) error {
+		prev = nil
+		err := tx.QueryRowContext(ctx, insertOrderStmt+placeOnConflict, args...).Scan(&o.ID)
+		if errors.Is(err, sql.ErrNoRows) {
+			// Taken: read the holder in the same transaction.
+			prev, err = s.orderWhere(ctx, tx, `merchant_id = $1 AND hosp_out_trade_no = $2`, o.MerchantID, o.HospOutTradeNo)
+			return err
+		}
+		if isUniqueViolation(err) { // another unique key (med_trans_id)
+			return medpay.ErrConflict
+		}
+		o.Version = 1
+		o.UpdatedAt = o.CreatedAt
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return prev, nil
+}
+
+// placeOrderStatement is PlaceOrder in one autocommit statement (PostgreSQL). A taken number is
+// read afterwards: the statement waited for the transaction that took it to commit.
+func (s *Store) placeOrderStatement(ctx context.Context, o *medpay.Order, args []any) (*medpay.Order, error) {
+	c := pendingClaim(ctx)
+	var id sql.NullInt64
+	claimed := int64(1)
+	err := s.db.retry(ctx, func() error {
+		if c == nil {
+			err := s.db.sql.QueryRowContext(ctx, insertOrderStmt+placeOnConflict, args...).Scan(&id)
+			if errors.Is(err, sql.ErrNoRows) {
+				id = sql.NullInt64{}
+				return nil
+			}
+			return err
+		}
+		return s.db.sql.QueryRowContext(ctx, placeClaimingStmt,
+			append(args, c.MchID, c.Nonce, ms(c.At), ms(c.At.Add(-NonceWindow)))...).Scan(&claimed, &id)
+	})
+	if isUniqueViolation(err) { // another unique key (med_trans_id)
+		return nil, medpay.ErrConflict
+	}
+	if err != nil {
+		return nil, err
+	}
+	if claimed == 0 {
+		return nil, ErrReplay
+	}
+	if c != nil {
+		c.made.Store(true)
+	}
+	if !id.Valid {
+		return s.orderWhere(ctx, s.db.sql, `merchant_id = $1 AND hosp_out_trade_no = $2`, o.MerchantID, o.HospOutTradeNo)
+	}
+	o.ID, o.Version, o.UpdatedAt = id.Int64, 1, o.CreatedAt
+	return nil, nil
+}
+
+const (
+	insertOrderInto = `INSERT INTO orders (med_trans_id, merchant_id, provider_id, hosp_out_trade_no,
+	fingerprint, fields, order_type, pay_type, total_fee, cash_fee, insurance_fee, hifp_pay, acct_pay, city_id,
+	state, cash_status, insurance_status, status_desc, psn_no, card_no, response_content, step, attempt,
+	time_expire, created_at, updated_at, version, insurance_order_id, cash_order_id, time_end,
+	pay_ord_id, pay_token, pay_auth_no, generation)`
+	insertOrderValues = `$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23,
+	$24, $25, $25, 1, $26, $27, $28, $29, $30, $31, $32`
+	insertOrderStmt = insertOrderInto + ` VALUES (` + insertOrderValues + `)`
+	placeOnConflict = ` ON CONFLICT (merchant_id, hosp_out_trade_no) DO NOTHING RETURNING id`
+	// placeClaimingStmt claims ($33, $34) at $35 as claimNonceStmt does ($36: the window's start)
+	// and inserts the order only if the claim held; it returns how many claims were made (0: a
+	// replay, nothing written) and the new order's id (NULL: nothing inserted).
+	placeClaimingStmt = `WITH claim AS (
+		INSERT INTO nonces (mch_id, nonce, seen_at) VALUES ($33, $34, $35)
+		ON CONFLICT (mch_id, nonce) DO UPDATE SET seen_at = excluded.seen_at WHERE nonces.seen_at < $36
+		RETURNING 1
+	), placed AS (
+		` + insertOrderInto + ` SELECT ` + insertOrderValues + ` WHERE EXISTS (SELECT 1 FROM claim)` + placeOnConflict + `
+	)
+	SELECT (SELECT COUNT(*) FROM claim), (SELECT id FROM placed)`
+)
+
+// orderInsertArgs checks o's split and returns the arguments of insertOrderStmt, sealing what is
+// sealed at rest.
+func (s *Store) orderInsertArgs(o *medpay.Order) ([]any, error) {
+	if err := o.CheckSplit(); err != nil {
+		return nil, err
+	}
+	fields, err := json.Marshal(s.sealFields(o.Fields))
+	if err != nil {
+		return nil, err
+	}
+	o.Generation = max(o.Generation, medpay.GenerationXML)
+	return []any{o.MedTransID, o.MerchantID, o.ProviderID, o.HospOutTradeNo, o.Fingerprint, string(fields), o.OrderType,
+		o.PayType, o.TotalFee, o.CashFee, o.InsuranceFee, o.HifpPay, o.AcctPay, o.CityID, string(o.State),
+		o.CashStatus, o.InsuranceStatus, o.StatusDesc, o.PsnNo, s.seal(o.CardNo), o.ResponseContent, o.Step, o.Attempt,
+		ms(o.TimeExpire), ms(o.CreatedAt), o.InsuranceOrderID, o.CashOrderID, ms(o.TimeEnd),
+		o.PayOrdID, o.PayToken, s.sealOptional(o.PayAuthNo), o.Generation}, nil
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -85,7 +184,7 @@ func (s *Store) scanOrder(row scanner) (*medpay.Order, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(fields), &o.Fields); err != nil {
+	if o.Fields, err = decodeFields([]byte(fields)); err != nil {
 		return nil, fmt.Errorf("order %s fields: %w", o.MedTransID, err)
 	}
 	if err := s.openFields(o.Fields); err != nil {

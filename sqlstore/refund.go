@@ -29,7 +29,7 @@ func scanRefund(row scanner) (*medpay.Refund, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(fields), &r.Fields); err != nil {
+	if r.Fields, err = decodeFields([]byte(fields)); err != nil {
 		return nil, fmt.Errorf("refund %s fields: %w", r.MedRefundID, err)
 	}
 	r.SuccessTime, r.CreatedAt, r.UpdatedAt = fromMS(success), fromMS(created), fromMS(updated)
@@ -44,10 +44,11 @@ func (s *Store) refundList(ctx context.Context, q rowsQuerier, where string, arg
 // it reads the order and its earlier refunds, lets build decide the new refund's amounts (build
 // must not have other effects: the transaction may be retried), and inserts it. Two racing
 // refunds of one order are therefore decided one after the other and never exceed what was paid.
-// A taken (merchant, hosp_out_refund_no) gives medpay.ErrConflict.
+// A taken (merchant, hosp_out_refund_no) gives medpay.ErrConflict. It makes the call's pending
+// NonceClaim in the same transaction (ErrReplay: nothing was inserted).
 func (s *Store) CreateRefund(ctx context.Context, orderID int64, build func(o *medpay.Order, prior []*medpay.Refund) (*medpay.Refund, error)) (*medpay.Refund, error) {
 	var out *medpay.Refund
-	err := s.db.WriteTx(ctx, func(tx *sql.Tx) error {
+	err := s.writeTxClaiming(ctx, func(tx *sql.Tx) error {
 		o, err := s.scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1`+s.db.LockRow(), orderID))
 		if err != nil {
 			return err

@@ -22,7 +22,7 @@ var commands = [][]string{
 	{"token"},
 	{"order"}, {"order", "create"}, {"order", "query"}, {"order", "close"},
 	{"refund"}, {"refund", "create"}, {"refund", "query"},
-	{"sign"}, {"loadtest"},
+	{"sign"}, {"loadtest"}, {"loadtest", "floor"},
 	{"sandbox"}, {"sandbox", "persons"}, {"sandbox", "bind"}, {"sandbox", "confirm"}, {"sandbox", "paycode"},
 }
 

@@ -50,8 +50,29 @@ type loadConfig struct {
 	serverPID  int
 }
 
+const loadtestUsage = `usage: medpay loadtest [flags]
+       medpay loadtest floor [--addr 127.0.0.1:18480]
+
+Drives a running platform the way hospitals do, to size a deployment: pre-signed unifiedorder or
+queryorder calls, or full payment cycles (order, the payer's confirmation through the sandbox API,
+the notification received and acknowledged by a built-in receiver). Closed model (-c clients,
+each sending its next request when the last is answered) or open model (-rate per second). Prints
+throughput, latency percentiles, notification lag and errors; with --server-pid, the server's
+peak memory and CPU time per request. --db provisions a throw-away hospital; otherwise give the
+credentials of one (--appid, --mch-id, --key, --secret).
+
+'medpay loadtest floor' serves the floor instead: a server that only decodes the XML, verifies
+the signature and signs an answer, storing nothing (the cost every call must pay). It prints the
+loadtest command to run against it (unifiedorder and queryorder modes): what that measures is
+this machine's ceiling, to read medpay's figures against. See docs/performance.md.
+`
+
 func runLoadtest(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "floor" {
+		return runLoadtestFloor(ctx, args[1:], getenv, stdout)
+	}
 	fs := newFlags("loadtest", stdout)
+	setUsage(fs, loadtestUsage)
 	api := addAPIFlags(fs)
 	mode := fs.String("mode", modeOrder, "unifiedorder, queryorder or cycle (order + sandbox confirm + notification)")
 	clients := fs.Int("c", 32, "closed model: concurrent clients")

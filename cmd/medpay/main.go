@@ -13,6 +13,7 @@
 //	medpay refund create|query
 //	medpay sign                  compute and check a signature
 //	medpay loadtest              measure a running platform (throughput, latency, notification lag)
+//	medpay loadtest floor        serve the no-storage floor that loadtest's figures are read against
 //	medpay cash serve|merchant   the simulated cash channel alone (WeChat Pay APIv3 subset)
 package main
 
@@ -70,6 +71,7 @@ developer commands (call the open API as a hospital, through the Go SDK):
                             the sandbox's test persons; bind one, confirm an order, get a payment code
   loadtest                  drive a running platform with orders, queries or payment cycles and
                             report throughput, latency and notification lag (sizing)
+  loadtest floor            serve the no-storage floor (XML, signature, answer): this machine's ceiling
 
   The developer commands take --base-url, --appid, --mch-id, --key, --secret (and --sub-appid,
   --sub-mch-id in service-provider mode), usually exported once as MEDPAY_BASE_URL, MEDPAY_APPID,

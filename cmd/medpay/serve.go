@@ -81,6 +81,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		// Flag parsing stops at the first argument that is not a flag: '--sandbox true' would
+		// silently drop every flag after it.
+		return fmt.Errorf("unexpected argument %q: serve takes flags only, and the flags after it were not read "+
+			"(a boolean flag takes its value with '=', e.g. --sandbox=true)", fs.Arg(0))
+	}
 	isSandbox := sandbox.or(!sqlstore.IsPostgres(*dsn))
 	if !isSandbox {
 		if err := realCounterparties(*bf.url, *cashFlags.url); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net/http"
 	"os"
@@ -92,6 +93,20 @@ func TestServeSandboxFlag(t *testing.T) {
 		if got := serveMode(t, env, c.args...); got != c.want {
 			t.Errorf("serve %s: %s mode, want %s", strings.Join(c.args, " "), got, c.want)
 		}
+	}
+}
+
+// TestServeRefusesStrayArguments: '--sandbox true' reads as --sandbox and an argument, and flag
+// parsing stops there; serve refuses to start rather than run without the flags that followed.
+func TestServeRefusesStrayArguments(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "medpay.db")
+	err := run(context.Background(), []string{"serve", "--db", db, "--sandbox", "true", "--addr", "127.0.0.1:0", "--log-level", "error"},
+		func(string) string { return "" }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `unexpected argument "true"`) || !strings.Contains(err.Error(), "--sandbox=true") {
+		t.Fatalf("serve with a stray argument: %v", err)
+	}
+	if _, statErr := os.Stat(db); statErr == nil {
+		t.Error("the database was created before the arguments were checked")
 	}
 }
 
