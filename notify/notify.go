@@ -84,9 +84,9 @@ func Enqueue(ctx context.Context, tx *sql.Tx, n *Notification, now time.Time) er
 	}
 	at := sqlstore.MS(now)
 	_, err := tx.ExecContext(ctx, `INSERT INTO outbox
-		(notify_id, merchant_id, kind, order_id, refund_id, url, body, state, attempts, next_at, lease_until, created_at, done_at, format, give_up_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, 0, $9, 0, $10, $11)`,
-		n.NotifyID, n.MerchantID, n.Kind, n.OrderID, n.RefundID, n.URL, string(n.Body), StatePending, at, n.format(), sqlstore.MS(n.GiveUpAt))
+		(notify_id, merchant_id, kind, order_id, refund_id, url, body, state, attempts, next_at, lease_until, created_at, done_at, format, give_up_at, dest)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, 0, $9, 0, $10, $11, $12)`,
+		n.NotifyID, n.MerchantID, n.Kind, n.OrderID, n.RefundID, n.URL, string(n.Body), StatePending, at, n.format(), sqlstore.MS(n.GiveUpAt), hostOf(n.URL))
 	if err != nil {
 		return fmt.Errorf("enqueue notification %s: %w", n.NotifyID, err)
 	}

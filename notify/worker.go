@@ -14,7 +14,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -24,16 +23,24 @@ import (
 
 // Options configure a Worker. Zero fields take the defaults.
 type Options struct {
-	Now            func() time.Time // clock of Run (time.Now)
-	Logger         *slog.Logger     // slog.Default()
-	Metrics        *Metrics         // nil: no metrics
-	BatchSize      int              // rows claimed at a time, and at most in hand (50)
-	Lease          time.Duration    // how long a claim keeps other workers off a row (30 s, at least 2×Timeout)
-	PerDestination int              // concurrent requests per URL host (2)
-	Timeout        time.Duration    // of one attempt, answer included (5 s)
-	// PerMerchant bounds the rows one merchant may have in hand (max(PerDestination,
-	// BatchSize/5)): a merchant whose endpoints hang holds at most this share of the worker,
-	// and the rest stays free for the others.
+	Now     func() time.Time // clock of Run (time.Now)
+	Logger  *slog.Logger     // slog.Default()
+	Metrics *Metrics         // nil: no metrics
+	// BatchSize bounds the rows a worker holds: claimed and not yet recorded or given back (250).
+	BatchSize int
+	Lease     time.Duration // how long a claim keeps other workers off a row (30 s, at least 2×Timeout)
+	// PerDestination is how many concurrent requests a URL host is given at first, and the floor
+	// it falls back to when it fails or answers slowly (2).
+	PerDestination int
+	// MaxPerDestination is the most concurrent requests a URL host may reach: a host that
+	// acknowledges within fastAnswer while more of its notifications wait gains one request for
+	// each round of fast answers; a failure or a slow answer halves it (32, and never less than
+	// PerDestination; equal to it for a fixed limit).
+	MaxPerDestination int
+	Timeout           time.Duration // of one attempt, answer included (5 s)
+	// PerMerchant bounds the rows one merchant may have queued or in flight (max(PerDestination,
+	// BatchSize/5)): a merchant whose endpoints hang holds at most this share of the worker, and
+	// the rest stays free for the others.
 	PerMerchant int
 	// SignV3 signs a 医保 2.0 callback's headers for its body at each attempt (nil: v3 rows fail).
 	SignV3 func(h http.Header, body []byte) error
@@ -46,32 +53,78 @@ type Options struct {
 // AnswerLimit is how much of a hospital's answer is kept in notify_attempts.
 const AnswerLimit = 512
 
-// maxExcluded bounds the URLs a claim skips because their host has no free slot.
-const maxExcluded = 100
+const (
+	// fastAnswer: an acknowledgement within this, while the host has more notifications waiting,
+	// counts towards one more concurrent request for it.
+	fastAnswer = 250 * time.Millisecond
+	// slowAnswer: a failed attempt, or an answer that took this long or longer, halves the host's
+	// concurrency (down to PerDestination).
+	slowAnswer = time.Second
+	// claimGap is the least time between two claims of Run; Run also spends at most half of its
+	// time claiming.
+	claimGap = 5 * time.Millisecond
+	// forgetAfter: a host that held nothing for this long starts again from PerDestination.
+	forgetAfter = time.Minute
+	// maxRecord bounds the outcomes written in one transaction.
+	maxRecord = 256
+	// recordWait is how long outcomes may wait for others while requests are in flight, to be
+	// written in one transaction: a commit costs more than the rows it carries.
+	recordWait = 2 * time.Millisecond
+)
 
 // Worker delivers the outbox. Several workers, in one process or many sharing a database, may
 // run at once: a row is claimed by one of them at a time.
+//
+// Rows are claimed per destination (the notify URL's host, kept in the outbox's dest column):
+// a claim lists the destinations with due rows (one index seek each) and takes from each at
+// most what that host can be given now, so the rows of a host that is busy or hanging are never
+// read, let alone claimed and given back. A host's claimed rows wait in its queue for one of its
+// slots; its slots adapt (PerDestination to MaxPerDestination) to how it answers. A slot is
+// free as soon as the answer has arrived; the outcomes are then written in batches, and a row
+// counts as delivered only once its outcome has committed. A crash before that leaves the row
+// leased, and it is delivered again when the lease expires: at least once.
 type Worker struct {
-	db     *sqlstore.DB
-	client *http.Client
-	opts   Options
-	log    *slog.Logger
-	kick   chan struct{}
+	db       *sqlstore.DB
+	client   *http.Client
+	opts     Options
+	log      *slog.Logger
+	kick     chan struct{}
+	destsSQL string // the destinations with due rows
+	claimSQL string // one destination's due rows, leased
 
-	mu     sync.Mutex
-	slots  map[string]int             // host -> busy delivery goroutines
-	urls   map[string]map[string]int  // host -> url -> rows in hand
-	skip   map[string]map[string]bool // host -> urls given back while the host was busy
-	owned  map[int64]int              // merchant -> rows in hand
-	inHand int                        // rows claimed and not yet finished
-	more   bool                       // the last claim was full: claim again as soon as a slot frees
-	wg     sync.WaitGroup             // every delivery goroutine
+	mu        sync.Mutex
+	dests     map[string]*dest // by host
+	owned     map[int64]int    // merchant -> rows queued or in flight
+	inHand    int              // rows claimed and not yet recorded or given back
+	more      bool             // the last claim left due rows behind: claim again when room frees
+	lastDest  string           // where the last claim's round ended: the next starts after it
+	outcomes  []outcome        // answered, waiting to be recorded
+	recording bool             // a goroutine is writing outcomes
+	answered  chan struct{}    // an outcome joined outcomes
+	flying    int              // requests in flight, all hosts
+	wg        sync.WaitGroup   // every delivery goroutine
 }
 
+// dest is what the worker knows of one URL host.
+type dest struct {
+	limit    int       // concurrent requests it may have now
+	busy     int       // requests in flight
+	queue    []*job    // claimed, waiting for a slot
+	streak   int       // fast answers since the limit last changed
+	healthy  bool      // the last answer was an acknowledgement
+	backlog  bool      // the last claim for it was cut short by its capacity: more rows are due
+	merchant int64     // the merchant of the last row claimed for it
+	seen     bool      // merchant is known
+	idle     time.Time // since when it holds nothing
+}
+
+func (d *dest) held() int { return d.busy + len(d.queue) }
+
 // NewWorker returns a worker delivering db's outbox with client (a client of its own when nil).
-// The client is copied and set never to follow redirects; unless opts.AllowPrivate, its
-// transport (which must then be nil or an *http.Transport) is cloned with a dialer that refuses
-// non-public addresses and no proxy.
+// The client is copied and set never to follow redirects; its transport (which must then be nil
+// or an *http.Transport) is cloned to keep enough idle connections per host for the deliveries
+// in flight, with, unless opts.AllowPrivate, a dialer that refuses non-public addresses and no
+// proxy.
 func NewWorker(db *sqlstore.DB, client *http.Client, opts Options) *Worker {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -80,7 +133,7 @@ func NewWorker(db *sqlstore.DB, client *http.Client, opts Options) *Worker {
 		opts.Logger = slog.Default()
 	}
 	if opts.BatchSize <= 0 {
-		opts.BatchSize = 50
+		opts.BatchSize = 250
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Second
@@ -92,19 +145,23 @@ func NewWorker(db *sqlstore.DB, client *http.Client, opts Options) *Worker {
 	if opts.PerDestination <= 0 {
 		opts.PerDestination = 2
 	}
+	if opts.MaxPerDestination <= 0 {
+		opts.MaxPerDestination = 32
+	}
+	opts.MaxPerDestination = max(opts.MaxPerDestination, opts.PerDestination)
 	if opts.PerMerchant <= 0 {
 		opts.PerMerchant = max(opts.PerDestination, opts.BatchSize/5)
 	}
 	w := &Worker{
-		db:    db,
-		opts:  opts,
-		log:   opts.Logger.With("component", "notify"),
-		kick:  make(chan struct{}, 1),
-		slots: make(map[string]int),
-		urls:  make(map[string]map[string]int),
-		skip:  make(map[string]map[string]bool),
-		owned: make(map[int64]int),
+		db:       db,
+		opts:     opts,
+		log:      opts.Logger.With("component", "notify"),
+		kick:     make(chan struct{}, 1),
+		answered: make(chan struct{}, 1),
+		dests:    make(map[string]*dest),
+		owned:    make(map[int64]int),
 	}
+	w.destsSQL, w.claimSQL = claimQueries(db)
 	w.client = w.newClient(client)
 	return w
 }
@@ -115,9 +172,6 @@ func (w *Worker) newClient(base *http.Client) *http.Client {
 		c = *base
 	}
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	if base != nil && w.opts.AllowPrivate {
-		return &c
-	}
 	var t *http.Transport
 	switch rt := c.Transport.(type) {
 	case nil:
@@ -125,10 +179,17 @@ func (w *Worker) newClient(base *http.Client) *http.Client {
 	case *http.Transport:
 		t = rt.Clone()
 	default:
-		w.log.Warn("notify: custom HTTP transport, non-public addresses are not refused at dial time")
+		if !w.opts.AllowPrivate {
+			w.log.Warn("notify: custom HTTP transport, non-public addresses are not refused at dial time")
+		}
 		return &c
 	}
-	t.MaxIdleConnsPerHost = max(t.MaxIdleConnsPerHost, w.opts.PerDestination)
+	// Every request in flight to a host keeps its connection for the next one: without enough
+	// idle connections per host, each request beyond them would open (and close) its own.
+	t.MaxIdleConnsPerHost = max(t.MaxIdleConnsPerHost, w.opts.MaxPerDestination)
+	if t.MaxIdleConns != 0 {
+		t.MaxIdleConns = max(t.MaxIdleConns, 4*w.opts.MaxPerDestination)
+	}
 	if !w.opts.AllowPrivate {
 		d := &net.Dialer{Timeout: w.opts.Timeout, KeepAlive: 30 * time.Second, Control: dialControl}
 		t.DialContext = d.DialContext
@@ -136,6 +197,31 @@ func (w *Worker) newClient(base *http.Client) *http.Client {
 	}
 	c.Transport = t
 	return &c
+}
+
+// claimQueries returns the statements of a claim. SQLite is told which index serves the
+// destinations' scan: its planner, without statistics, would rather walk every pending row.
+func claimQueries(db *sqlstore.DB) (dests, claim string) {
+	by := ""
+	if db.Dialect() == sqlstore.SQLite {
+		by = " INDEXED BY outbox_pending_dest"
+	}
+	// A loose index scan: each step seeks the next destination with pending rows, then the first
+	// due row of each destination not leased (its rows in hand are all it walks).
+	dests = `WITH RECURSIVE d(dest) AS (
+		SELECT (SELECT dest FROM outbox` + by + ` WHERE state = 'pending' ORDER BY dest LIMIT 1)
+		UNION ALL
+		SELECT (SELECT o.dest FROM outbox o` + by + ` WHERE o.state = 'pending' AND o.dest > d.dest ORDER BY o.dest LIMIT 1)
+		FROM d WHERE d.dest IS NOT NULL
+	)
+	SELECT dest, (SELECT o.next_at FROM outbox o` + by + ` WHERE o.state = 'pending' AND o.dest = d.dest
+		AND o.next_at <= $1 AND o.lease_until <= $1 ORDER BY o.next_at LIMIT 1)
+	FROM d WHERE dest IS NOT NULL`
+	claim = `UPDATE outbox SET lease_until = $1 WHERE id IN (
+		SELECT id FROM outbox` + by + ` WHERE state = 'pending' AND dest = $3 AND next_at <= $2 AND lease_until <= $2
+		ORDER BY next_at, id LIMIT $4` + db.ForUpdate() + `)
+		RETURNING id, notify_id, kind, merchant_id, url, body, attempts, next_at, format, give_up_at`
+	return dests, claim
 }
 
 // Kick wakes Run before its next tick, e.g. after a transaction that enqueued a notification
@@ -147,37 +233,105 @@ func (w *Worker) Kick() {
 	}
 }
 
-// Run delivers until ctx is done, claiming due rows every second or when kicked, without waiting
-// for slow destinations: a host whose slots are all busy is skipped until one frees. It returns
-// nil after ctx is done and the attempts in flight have ended (a cancelled attempt is not
-// counted: its claim is released for another worker).
+// Run delivers until ctx is done, claiming due rows every second or when kicked (at most every
+// claimGap), without waiting for slow destinations. It returns nil after ctx is done and the
+// attempts in flight have ended and been recorded (a cancelled attempt is not counted: its
+// claim is released for another worker).
 func (w *Worker) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	pause := time.NewTimer(time.Hour)
+	defer pause.Stop()
 	for {
-		if _, err := w.dispatch(ctx, w.opts.Now(), nil, nil); err != nil && ctx.Err() == nil {
+		began := time.Now()
+		if _, err := w.dispatch(ctx, w.opts.Now(), nil); err != nil && ctx.Err() == nil {
 			w.log.Error("notify: claim", "err", err)
+		}
+		// Kicks that come meanwhile make one claim after the pause.
+		pause.Reset(max(claimGap, time.Since(began)))
+		select {
+		case <-ctx.Done():
+			w.wg.Wait()
+			return nil
+		case <-pause.C:
 		}
 		select {
 		case <-ctx.Done():
 			w.wg.Wait()
 			return nil
 		case <-tick.C:
+			w.sweep(time.Now())
 		case <-w.kick:
 		}
 	}
 }
 
-// RunOnce claims the rows due at now (at most BatchSize), attempts them with the per-destination
-// limit, records the outcomes and returns when they are done, with the number of attempts made.
-// Rows a slow destination could not reach within the lease are released for the next round.
-// now drives the schedule: the next attempt after a failure is due at now + the gap.
+// RunOnce delivers the rows due at now: it claims them (at most BatchSize in hand), attempts
+// them within each destination's limit, claims again as slots free, and returns once no due
+// row is left that it could claim and every attempt it made is recorded, with the number of
+// attempts. Rows a slow destination could not reach within the lease are released. now drives
+// the schedule: the next attempt after a failure is due at now + the gap.
 func (w *Worker) RunOnce(ctx context.Context, now time.Time) (attempted int, err error) {
-	var wg sync.WaitGroup
-	var n atomic.Int64
-	_, err = w.dispatch(ctx, now, &wg, &n)
-	wg.Wait()
-	return int(n.Load()), err
+	run := &runGroup{signal: make(chan struct{}, 1)}
+	for {
+		kept, err := w.dispatch(ctx, now, run)
+		if err != nil {
+			run.wait()
+			return run.count(), err
+		}
+		if run.pending() == 0 {
+			if kept == 0 {
+				return run.count(), nil
+			}
+			continue
+		}
+		<-run.signal // one of its rows is done: room for another claim
+	}
+}
+
+// runGroup follows the rows of one RunOnce.
+type runGroup struct {
+	mu        sync.Mutex
+	inHand    int
+	attempted int
+	signal    chan struct{} // a row is done
+}
+
+func (r *runGroup) add(n int) {
+	r.mu.Lock()
+	r.inHand += n
+	r.mu.Unlock()
+}
+
+func (r *runGroup) done(attempted bool) {
+	r.mu.Lock()
+	r.inHand--
+	if attempted {
+		r.attempted++
+	}
+	r.mu.Unlock()
+	select {
+	case r.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (r *runGroup) pending() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.inHand
+}
+
+func (r *runGroup) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.attempted
+}
+
+func (r *runGroup) wait() {
+	for r.pending() > 0 {
+		<-r.signal
+	}
 }
 
 // job is a claimed outbox row.
@@ -194,65 +348,65 @@ type job struct {
 	lease      int64 // lease_until written by the claim: the fencing token of the outcome
 	format     string
 	giveUpAt   int64
+
+	ctx       context.Context // of the Run or RunOnce that claimed it
+	claimedAt time.Time       // the now of the claim: the schedule counts from it
+	claimed   time.Time       // when it was claimed, by the wall clock: the lease runs from it
+	begun     time.Duration   // from claimed to the start of its attempt
+	run       *runGroup       // the RunOnce waiting for it, or nil
 }
 
-// dispatch claims due rows and starts their deliveries, returning how many it claimed. wg and
-// n, when not nil, follow the deliveries started (RunOnce waits for them).
-func (w *Worker) dispatch(ctx context.Context, now time.Time, wg *sync.WaitGroup, n *atomic.Int64) (int, error) {
+// want is a claim's share of one destination.
+type want struct {
+	dest string
+	n    int
+}
+
+// dispatch claims due rows and starts their deliveries, and returns how many rows it kept. run,
+// when not nil, follows the rows kept (RunOnce waits for them).
+func (w *Worker) dispatch(ctx context.Context, now time.Time, run *runGroup) (int, error) {
 	w.mu.Lock()
 	room := w.opts.BatchSize - w.inHand
-	var full []int64 // merchants holding their whole share
-	for m, n := range w.owned {
-		if n >= w.opts.PerMerchant {
-			full = append(full, m)
-		}
-	}
-	var excluded []string
-	for host, busy := range w.slots {
-		if busy >= w.opts.PerDestination {
-			for u := range w.urls[host] {
-				excluded = append(excluded, u)
-			}
-			for u := range w.skip[host] {
-				if w.urls[host][u] == 0 {
-					excluded = append(excluded, u)
-				}
-			}
-		}
+	if room <= 0 {
+		w.more = true
 	}
 	w.mu.Unlock()
 	if room <= 0 {
 		return 0, nil
 	}
-	sort.Strings(excluded)
-	excluded = excluded[:min(len(excluded), maxExcluded)]
-	sort.Slice(full, func(i, j int) bool { return full[i] < full[j] })
-	full = full[:min(len(full), maxExcluded)]
-	jobs, err := w.claim(ctx, now, room, excluded, full)
+	due, err := w.dueDests(ctx, now)
+	if err != nil || len(due) == 0 {
+		return 0, err
+	}
+	w.mu.Lock()
+	plan := w.plan(due, room)
+	w.mu.Unlock()
+	if len(plan) == 0 {
+		return 0, nil
+	}
+	jobs, cut, err := w.claim(ctx, now, plan)
 	if err != nil || len(jobs) == 0 {
 		return 0, err
 	}
-	started := time.Now()
+	claimed := time.Now()
+	for _, j := range jobs {
+		j.ctx, j.claimedAt, j.claimed, j.run = ctx, now, claimed, run
+	}
 
-	// Share the rows of each host among its free slots; a host without one gets its rows back
-	// in the outbox at once.
+	// Each merchant keeps at most its share; rows beyond it go back at once. The share is spread
+	// over the merchant's hosts (their first rows, then their second...), so that it is spent on
+	// requests in flight rather than on rows queued behind a hanging one.
 	var hosts []string
-	byHost := make(map[string][]job)
+	byHost := make(map[string][]*job)
 	for _, j := range jobs {
 		if _, ok := byHost[j.host]; !ok {
 			hosts = append(hosts, j.host)
 		}
 		byHost[j.host] = append(byHost[j.host], j)
 	}
-	var release []job
-	var queues [][]job
+	var release, start, expired []*job
+	kept := 0
 	w.mu.Lock()
-	w.more = len(jobs) == room
-	// Each merchant keeps at most its share in hand; rows beyond it go back at once. The share
-	// is spread over the merchant's hosts (their first rows, then their second...), so that it
-	// is spent on requests in flight rather than on rows queued behind a hanging one.
-	owned := make(map[int64]int)
-	keep := make(map[string][]job, len(hosts))
 	for round, more := 0, true; more; round++ {
 		more = false
 		for _, h := range hosts {
@@ -261,183 +415,180 @@ func (w *Worker) dispatch(ctx context.Context, now time.Time, wg *sync.WaitGroup
 			}
 			more = true
 			j := byHost[h][round]
-			if w.owned[j.merchantID]+owned[j.merchantID] >= w.opts.PerMerchant {
+			d := w.dest(h)
+			d.merchant, d.seen = j.merchantID, true
+			if w.owned[j.merchantID] >= w.opts.PerMerchant {
 				release = append(release, j)
 				continue
 			}
-			owned[j.merchantID]++
-			keep[h] = append(keep[h], j)
+			w.owned[j.merchantID]++
+			d.queue = append(d.queue, j)
+			kept++
 		}
 	}
-	byHost = keep
+	w.inHand += kept
+	if run != nil {
+		run.add(kept)
+	}
+	for _, p := range plan {
+		if d := w.dests[p.dest]; d != nil {
+			d.backlog = cut[p.dest]
+		}
+	}
+	if len(release) > 0 || len(cut) > 0 {
+		w.more = true
+	}
 	for _, h := range hosts {
-		js := byHost[h]
-		if len(js) == 0 {
-			continue
-		}
-		free := w.opts.PerDestination - w.slots[h]
-		if free <= 0 {
-			release = append(release, js...)
-			for _, j := range js {
-				owned[j.merchantID]--
-			}
-			if w.skip[h] == nil {
-				w.skip[h] = make(map[string]bool)
-			}
-			for _, j := range js {
-				w.skip[h][j.url] = true
-			}
-			continue
-		}
-		k := min(free, len(js))
-		w.slots[h] += k
-		if w.urls[h] == nil {
-			w.urls[h] = make(map[string]int)
-		}
-		qs := make([][]job, k)
-		for i, j := range js {
-			qs[i%k] = append(qs[i%k], j)
-			w.urls[h][j.url]++
-		}
-		w.inHand += len(js)
-		queues = append(queues, qs...)
-	}
-	for m, n := range owned {
-		if n > 0 {
-			w.owned[m] += n
-		}
+		s, e := w.startable(w.dests[h])
+		start, expired = append(start, s...), append(expired, e...)
 	}
 	w.mu.Unlock()
 	if len(release) > 0 {
 		w.release(ctx, release)
-		w.log.Debug("notify: destination busy, rows given back", "rows", len(release))
+		w.log.Debug("notify: merchant holds its share, rows given back", "rows", len(release))
 	}
-	for _, q := range queues {
-		w.wg.Add(1)
-		if wg != nil {
-			wg.Add(1)
-		}
-		go func() {
-			defer func() {
-				w.freeSlot(q[0].host)
-				if wg != nil {
-					wg.Done()
-				}
-				w.wg.Done()
-			}()
-			w.runQueue(ctx, now, started, q, n)
-		}()
-	}
-	return len(jobs), nil
+	w.launch(start)
+	w.giveBack(expired)
+	return kept, nil
 }
 
-// runQueue attempts q's rows (one host) in turn, and releases those it cannot start early
-// enough to finish within the lease.
-func (w *Worker) runQueue(ctx context.Context, now, started time.Time, q []job, n *atomic.Int64) {
-	for i, j := range q {
-		elapsed := time.Since(started)
-		if ctx.Err() != nil || elapsed+w.opts.Timeout > w.opts.Lease-w.opts.Lease/4 {
-			w.release(ctx, q[i:])
-			w.finished(q[i:]...)
-			return
-		}
-		if w.deliver(ctx, now, elapsed, j) && n != nil {
-			n.Add(1)
-		}
-		w.finished(j)
+// dest returns the state of host, new if need be. w.mu is held.
+func (w *Worker) dest(host string) *dest {
+	d := w.dests[host]
+	if d == nil {
+		d = &dest{limit: w.opts.PerDestination, idle: time.Now()}
+		w.dests[host] = d
 	}
+	return d
 }
 
-func (w *Worker) freeSlot(host string) {
-	w.mu.Lock()
-	w.slots[host]--
-	if w.slots[host] <= 0 {
-		delete(w.slots, host)
+// capacity is how many rows host d may hold, queued or in flight: its limit, and as many again
+// queued while it answers (none for a host failing or never heard, so that its rows stay free
+// for other workers). w.mu is held.
+func (w *Worker) capacity(d *dest) int {
+	if d == nil {
+		return w.opts.PerDestination
 	}
-	skipped := len(w.skip[host]) > 0
-	delete(w.skip, host) // a slot is free: its other URLs may be claimed again
-	more := w.more || skipped
-	w.mu.Unlock()
-	if more {
-		w.Kick()
+	if d.healthy {
+		return 2 * d.limit
 	}
+	return d.limit
 }
 
-func (w *Worker) finished(js ...job) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, j := range js {
-		w.inHand--
-		if w.owned[j.merchantID]--; w.owned[j.merchantID] <= 0 {
-			delete(w.owned, j.merchantID)
+// plan shares room among the destinations due, in turn from where the last claim stopped: each
+// gets what its host can hold and its merchant's share allows. w.mu is held.
+func (w *Worker) plan(due []string, room int) []want {
+	sort.Strings(due)
+	first := sort.SearchStrings(due, w.lastDest+"\x00") // the first after lastDest
+	more := false
+	var plan []want
+	for i := range due {
+		h := due[(first+i)%len(due)]
+		if room <= 0 {
+			more = true
+			break
 		}
-		if m := w.urls[j.host]; m != nil {
-			m[j.url]--
-			if m[j.url] <= 0 {
-				delete(m, j.url)
-			}
-			if len(m) == 0 {
-				delete(w.urls, j.host)
+		n := room
+		if h != "" { // "": rows written before destinations were recorded
+			d := w.dests[h]
+			n = min(n, w.capacity(d)-heldBy(d))
+			if d != nil && d.seen {
+				n = min(n, w.opts.PerMerchant-w.owned[d.merchant])
 			}
 		}
+		if n <= 0 {
+			more = true
+			continue
+		}
+		plan = append(plan, want{h, n})
+		room -= n
+		w.lastDest = h
 	}
+	w.more = more
+	return plan
 }
 
-// claim leases up to limit due rows to this worker until now+Lease, leaving out the URLs
-// excluded and the merchants full. The rows are taken in turn across merchants (each one's
-// oldest first, then each one's second...), so one merchant's backlog cannot fill a claim while
-// others have notifications due. The row lock sits on the middle select, whose conditions
-// PostgreSQL checks again on a row another worker changed meanwhile (the window cannot be
-// locked).
-func (w *Worker) claim(ctx context.Context, now time.Time, limit int, excluded []string, full []int64) ([]job, error) {
+func heldBy(d *dest) int {
+	if d == nil {
+		return 0
+	}
+	return d.held()
+}
+
+// dueDests returns the destinations with rows due at now that no worker holds.
+func (w *Worker) dueDests(ctx context.Context, now time.Time) ([]string, error) {
+	rows, err := w.db.SQL().QueryContext(ctx, w.destsSQL, sqlstore.MS(now))
+	if err != nil {
+		return nil, fmt.Errorf("notify: destinations: %w", err)
+	}
+	defer rows.Close()
+	var due []string
+	for rows.Next() {
+		var d string
+		var at sql.NullInt64
+		if err := rows.Scan(&d, &at); err != nil {
+			return nil, fmt.Errorf("notify: destinations: %w", err)
+		}
+		if at.Valid {
+			due = append(due, d)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("notify: destinations: %w", err)
+	}
+	return due, nil
+}
+
+// claim leases, until now+Lease, each planned destination's due rows (oldest first, as many as
+// planned), and reports the destinations whose claim was cut short by the plan. Rows written
+// before destinations were recorded are given theirs.
+func (w *Worker) claim(ctx context.Context, now time.Time, plan []want) ([]*job, map[string]bool, error) {
 	at := sqlstore.MS(now)
 	lease := sqlstore.MS(now.Add(w.opts.Lease))
-	args := []any{lease, at, limit}
-	var skip string
-	if len(excluded) > 0 {
-		ph := make([]string, len(excluded))
-		for i, u := range excluded {
-			args = append(args, u)
-			ph[i] = fmt.Sprintf("$%d", len(args))
-		}
-		skip = " AND url NOT IN (" + strings.Join(ph, ", ") + ")"
-	}
-	if len(full) > 0 {
-		ph := make([]string, len(full))
-		for i, m := range full {
-			args = append(args, m)
-			ph[i] = fmt.Sprintf("$%d", len(args))
-		}
-		skip += " AND merchant_id NOT IN (" + strings.Join(ph, ", ") + ")"
-	}
-	q := `UPDATE outbox SET lease_until = $1 WHERE id IN (
-		SELECT id FROM outbox WHERE id IN (
-			SELECT id FROM (
-				SELECT id, next_at, ROW_NUMBER() OVER (PARTITION BY merchant_id ORDER BY next_at, id) AS turn
-				FROM outbox WHERE state = 'pending' AND next_at <= $2 AND lease_until <= $2` + skip + `
-			) due ORDER BY turn, next_at, id LIMIT $3
-		) AND state = 'pending' AND next_at <= $2 AND lease_until <= $2` + w.db.ForUpdate() + `)
-		RETURNING id, notify_id, kind, merchant_id, url, body, attempts, next_at, format, give_up_at`
-	var jobs []job
+	var jobs []*job
+	var cut map[string]bool
 	err := w.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		jobs = jobs[:0]
-		rows, err := tx.QueryContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			j := job{lease: lease}
-			if err := rows.Scan(&j.id, &j.notifyID, &j.kind, &j.merchantID, &j.url, &j.body, &j.attempts, &j.nextAt, &j.format, &j.giveUpAt); err != nil {
+		jobs, cut = jobs[:0], make(map[string]bool)
+		var legacy []*job
+		for _, p := range plan {
+			rows, err := tx.QueryContext(ctx, w.claimSQL, lease, at, p.dest, p.n)
+			if err != nil {
 				return err
 			}
-			j.host = hostOf(j.url)
-			jobs = append(jobs, j)
+			n := 0
+			for rows.Next() {
+				j := &job{lease: lease, host: p.dest}
+				if err := rows.Scan(&j.id, &j.notifyID, &j.kind, &j.merchantID, &j.url, &j.body, &j.attempts, &j.nextAt, &j.format, &j.giveUpAt); err != nil {
+					rows.Close()
+					return err
+				}
+				if p.dest == "" {
+					j.host = hostOf(j.url)
+					legacy = append(legacy, j)
+				}
+				jobs = append(jobs, j)
+				n++
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if n == p.n {
+				cut[p.dest] = true
+			}
 		}
-		return rows.Err()
+		for _, j := range legacy {
+			if j.host == "" {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET dest = $1 WHERE id = $2`, j.host, j.id); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("notify: claim: %w", err)
+		return nil, nil, fmt.Errorf("notify: claim: %w", err)
 	}
 	sort.Slice(jobs, func(a, b int) bool {
 		if jobs[a].nextAt != jobs[b].nextAt {
@@ -445,7 +596,146 @@ func (w *Worker) claim(ctx context.Context, now time.Time, limit int, excluded [
 		}
 		return jobs[a].id < jobs[b].id
 	})
-	return jobs, nil
+	return jobs, cut, nil
+}
+
+// startable takes from d's queue the rows to start now, within its limit, and those to give
+// back instead: their Run or RunOnce has ended, or they could no longer finish within the
+// lease. w.mu is held.
+func (w *Worker) startable(d *dest) (start, expired []*job) {
+	if d == nil {
+		return nil, nil
+	}
+	for len(d.queue) > 0 && d.busy < d.limit {
+		j := d.queue[0]
+		d.queue[0] = nil
+		d.queue = d.queue[1:]
+		since := time.Since(j.claimed)
+		if j.ctx.Err() != nil || since+w.opts.Timeout > w.opts.Lease-w.opts.Lease/4 {
+			expired = append(expired, j)
+			continue
+		}
+		j.begun = since
+		d.busy++
+		w.flying++
+		start = append(start, j)
+	}
+	if len(d.queue) == 0 {
+		d.queue = nil
+		if d.busy == 0 {
+			d.idle = time.Now()
+		}
+	}
+	return start, expired
+}
+
+func (w *Worker) launch(js []*job) {
+	for _, j := range js {
+		w.wg.Add(1)
+		go w.attempt(j)
+	}
+}
+
+// attempt delivers j, frees its slot as soon as the answer is in, and has its outcome recorded.
+func (w *Worker) attempt(j *job) {
+	defer w.wg.Done()
+	res := w.post(j.ctx, j)
+	if !res.ok && j.ctx.Err() != nil {
+		// Shutting down: the failure is ours, not the hospital's. The row goes back uncounted.
+		w.mu.Lock()
+		d := w.dests[j.host]
+		d.busy--
+		w.flying--
+		start, expired := w.startable(d)
+		w.mu.Unlock()
+		w.launch(start)
+		w.giveBack(append(expired, j))
+		return
+	}
+	o := w.judge(j, res)
+	w.mu.Lock()
+	d := w.dests[j.host]
+	d.busy--
+	w.flying--
+	w.adapt(d, res)
+	w.unown(j)
+	w.outcomes = append(w.outcomes, o)
+	start, expired := w.startable(d)
+	lead := !w.recording
+	w.recording = true
+	more := w.more
+	w.mu.Unlock()
+	select {
+	case w.answered <- struct{}{}:
+	default:
+	}
+	w.launch(start)
+	w.giveBack(expired)
+	if more {
+		w.Kick()
+	}
+	if lead {
+		w.record()
+	}
+}
+
+// adapt moves d's limit after an answer: one more request for each round of fast
+// acknowledgements while it has more waiting, half as many after a failure or a slow answer.
+// w.mu is held.
+func (w *Worker) adapt(d *dest, res result) {
+	switch {
+	case !res.ok || res.latency >= slowAnswer:
+		d.limit = max(d.limit/2, w.opts.PerDestination)
+		d.streak = 0
+	case res.latency < fastAnswer && (len(d.queue) > 0 || d.backlog):
+		d.streak++
+		if d.streak >= d.limit && d.limit < w.opts.MaxPerDestination {
+			d.limit++
+			d.streak = 0
+		}
+	}
+	d.healthy = res.ok
+}
+
+// unown ends j's count in its merchant's share. w.mu is held.
+func (w *Worker) unown(j *job) {
+	if w.owned[j.merchantID]--; w.owned[j.merchantID] <= 0 {
+		delete(w.owned, j.merchantID)
+	}
+}
+
+// giveBack releases rows this worker holds without an attempt, and ends their count.
+func (w *Worker) giveBack(js []*job) {
+	if len(js) == 0 {
+		return
+	}
+	w.release(js[0].ctx, js)
+	w.mu.Lock()
+	for _, j := range js {
+		w.unown(j)
+		w.inHand--
+	}
+	more := w.more
+	w.mu.Unlock()
+	for _, j := range js {
+		if j.run != nil {
+			j.run.done(false)
+		}
+	}
+	if more {
+		w.Kick()
+	}
+}
+
+// sweep forgets the hosts that held nothing for forgetAfter.
+func (w *Worker) sweep(now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for h, d := range w.dests {
+		if d.held() == 0 && now.Sub(d.idle) > forgetAfter {
+			delete(w.dests, h)
+		}
+	}
 }
 
 func hostOf(raw string) string {
@@ -457,7 +747,7 @@ func hostOf(raw string) string {
 }
 
 // release gives claimed rows back without counting an attempt.
-func (w *Worker) release(ctx context.Context, js []job) {
+func (w *Worker) release(ctx context.Context, js []*job) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	err := w.db.WriteTx(ctx, func(tx *sql.Tx) error {
@@ -483,75 +773,153 @@ type result struct {
 	ok      bool
 }
 
-// deliver makes one attempt of j, elapsed after the claim made at now, and records it. It
-// reports whether an attempt was made (false when ctx ended first).
-func (w *Worker) deliver(ctx context.Context, now time.Time, elapsed time.Duration, j job) bool {
-	res := w.post(ctx, j)
-	if !res.ok && ctx.Err() != nil {
-		// Shutting down: the failure is ours, not the hospital's.
-		w.release(ctx, []job{j})
-		return false
-	}
-	at := now.Add(elapsed)
+// outcome is an attempt to record.
+type outcome struct {
+	j       *job
+	res     result
+	at      time.Time
+	attempt int
+	state   string
+	nextAt  time.Time
+	doneAt  time.Time
+}
+
+// judge makes the outcome of j's attempt answered with res, and logs it.
+func (w *Worker) judge(j *job, res result) outcome {
+	at := j.claimedAt.Add(j.begun)
 	// The schedule counts from the claim, to the second, so that driven clocks see exact gaps.
-	base := now.Add(elapsed.Truncate(time.Second))
-	attempt := j.attempts + 1
-	state, nextAt, doneAt := StateDelivered, at, at
-	outcome := OutcomeDelivered
+	base := j.claimedAt.Add(j.begun.Truncate(time.Second))
+	o := outcome{j: j, res: res, at: at, attempt: j.attempts + 1, state: StateDelivered, nextAt: at, doneAt: at}
+	kind := OutcomeDelivered
 	if !res.ok {
-		next, dead := nextAfter(attempt, base)
+		next, dead := nextAfter(o.attempt, base)
 		if j.format == FormatV3 || j.format == FormatV3Probe {
-			next, dead = nextV3(attempt, base, j.giveUpAt)
+			next, dead = nextV3(o.attempt, base, j.giveUpAt)
 		}
 		if dead {
-			state, outcome = StateDead, OutcomeDead
+			o.state, kind = StateDead, OutcomeDead
 		} else {
-			state, nextAt, doneAt, outcome = StatePending, next, time.Time{}, OutcomeRetry
+			o.state, o.nextAt, o.doneAt, kind = StatePending, next, time.Time{}, OutcomeRetry
 		}
 	}
-	w.opts.Metrics.observe(outcome, res.latency)
-	log := w.log.With("notify_id", j.notifyID, "kind", j.kind, "merchant_id", j.merchantID, "attempt", attempt,
-		"status", res.status, "latency_ms", res.latency.Milliseconds())
-	switch outcome {
+	w.opts.Metrics.observe(kind, res.latency)
+	switch kind {
 	case OutcomeDelivered:
-		log.Debug("notify: delivered")
+		if w.log.Enabled(context.Background(), slog.LevelDebug) {
+			w.logFor(j, o).Debug("notify: delivered")
+		}
 	case OutcomeRetry:
-		log.Info("notify: attempt failed", "err", res.err, "next_at", nextAt)
+		w.logFor(j, o).Info("notify: attempt failed", "err", res.err, "next_at", o.nextAt)
 	case OutcomeDead:
-		log.Warn("notify: dead after the last attempt", "err", res.err)
+		w.logFor(j, o).Warn("notify: dead after the last attempt", "err", res.err)
 	}
+	return o
+}
 
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+func (w *Worker) logFor(j *job, o outcome) *slog.Logger {
+	return w.log.With("notify_id", j.notifyID, "kind", j.kind, "merchant_id", j.merchantID, "attempt", o.attempt,
+		"status", o.res.status, "latency_ms", o.res.latency.Milliseconds())
+}
+
+// record writes the outcomes waiting, in batches, until none is left. Only one goroutine
+// records at a time; answers that come meanwhile join the next batch.
+func (w *Worker) record() {
+	wait := time.NewTimer(recordWait)
+	defer wait.Stop()
+	for {
+		// While requests are in flight, their answers are worth waiting for a moment.
+		wait.Reset(recordWait)
+		w.mu.Lock()
+		for len(w.outcomes) < maxRecord && w.flying > 0 {
+			w.mu.Unlock()
+			select {
+			case <-w.answered:
+				w.mu.Lock()
+				continue
+			case <-wait.C:
+			}
+			w.mu.Lock()
+			break
+		}
+		n := min(len(w.outcomes), maxRecord)
+		if n == 0 {
+			w.outcomes = nil
+			w.recording = false
+			w.mu.Unlock()
+			return
+		}
+		batch := w.outcomes[:n:n]
+		w.outcomes = w.outcomes[n:]
+		w.mu.Unlock()
+		w.write(batch)
+		w.mu.Lock()
+		w.inHand -= n
+		more := w.more
+		w.mu.Unlock()
+		for _, o := range batch {
+			if o.j.run != nil {
+				o.j.run.done(true)
+			}
+		}
+		if more {
+			w.Kick()
+		}
+	}
+}
+
+// write records the outcomes in one transaction: each attempt, and each row's new state unless
+// the row's claim was lost (its lease expired and another worker took it, or an operator
+// resent it). When that transaction fails, each outcome is tried alone, so that one cannot
+// cost the others; an outcome that still fails leaves its row leased, and the row is attempted
+// again when the lease expires: at least once.
+func (w *Worker) write(batch []outcome) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var fenced bool
-	err := w.db.WriteTx(rctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(rctx, `INSERT INTO notify_attempts (outbox_id, at, http_status, latency_ms, answer, error)
+	fenced := make([]bool, len(batch))
+	err := w.db.WriteTx(ctx, func(tx *sql.Tx) error { return writeOutcomes(ctx, tx, batch, fenced) })
+	if err != nil && len(batch) > 1 {
+		w.log.Warn("notify: record attempts together, now one by one", "rows", len(batch), "err", err)
+		for i := range batch {
+			fenced[i] = false
+			err := w.db.WriteTx(ctx, func(tx *sql.Tx) error { return writeOutcomes(ctx, tx, batch[i:i+1], fenced[i:i+1]) })
+			if err != nil {
+				w.logFor(batch[i].j, batch[i]).Error("notify: record attempt", "err", err)
+			}
+		}
+	} else if err != nil {
+		w.logFor(batch[0].j, batch[0]).Error("notify: record attempt", "err", err)
+	}
+	for i, f := range fenced {
+		if f {
+			w.logFor(batch[i].j, batch[i]).Warn("notify: claim lost before the outcome was recorded (lease expired or resent)")
+		}
+	}
+}
+
+func writeOutcomes(ctx context.Context, tx *sql.Tx, batch []outcome, fenced []bool) error {
+	for i, o := range batch {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO notify_attempts (outbox_id, at, http_status, latency_ms, answer, error)
 			VALUES ($1, $2, $3, $4, $5, $6)`,
-			j.id, sqlstore.MS(at), res.status, res.latency.Milliseconds(), res.answer, res.err); err != nil {
+			o.j.id, sqlstore.MS(o.at), o.res.status, o.res.latency.Milliseconds(), o.res.answer, o.res.err); err != nil {
 			return err
 		}
-		r, err := tx.ExecContext(rctx, `UPDATE outbox SET state = $3, attempts = $4, next_at = $5, lease_until = 0, done_at = $6
+		r, err := tx.ExecContext(ctx, `UPDATE outbox SET state = $3, attempts = $4, next_at = $5, lease_until = 0, done_at = $6
 			WHERE id = $1 AND lease_until = $2`,
-			j.id, j.lease, state, attempt, sqlstore.MS(nextAt), sqlstore.MS(doneAt))
+			o.j.id, o.j.lease, o.state, o.attempt, sqlstore.MS(o.nextAt), sqlstore.MS(o.doneAt))
 		if err != nil {
 			return err
 		}
 		n, err := r.RowsAffected()
-		fenced = n == 0
-		return err
-	})
-	switch {
-	case err != nil:
-		// The lease expires and the row is attempted again: at least once.
-		log.Error("notify: record attempt", "err", err)
-	case fenced:
-		log.Warn("notify: claim lost before the outcome was recorded (lease expired or resent)")
+		if err != nil {
+			return err
+		}
+		fenced[i] = n == 0
 	}
-	return true
+	return nil
 }
 
 // post sends j's body and judges the answer.
-func (w *Worker) post(ctx context.Context, j job) (res result) {
+func (w *Worker) post(ctx context.Context, j *job) (res result) {
 	// The latency clock starts before the deadline is set, so a timed-out attempt never measures
 	// less than the timeout.
 	start := time.Now()
