@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/medpay/medpay/sqlstore"
 	"github.com/medpay/medpay/sqlstore/sqlstoretest"
@@ -100,7 +101,10 @@ func TestServeSandboxFlag(t *testing.T) {
 // parsing stops there; serve refuses to start rather than run without the flags that followed.
 func TestServeRefusesStrayArguments(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "medpay.db")
-	err := run(context.Background(), []string{"serve", "--db", db, "--sandbox", "true", "--addr", "127.0.0.1:0", "--log-level", "error"},
+	// Were the argument let through, serve would run until this context ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"serve", "--db", db, "--sandbox", "true", "--addr", "127.0.0.1:0", "--log-level", "error"},
 		func(string) string { return "" }, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), `unexpected argument "true"`) || !strings.Contains(err.Error(), "--sandbox=true") {
 		t.Fatalf("serve with a stray argument: %v", err)
