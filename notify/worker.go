@@ -61,7 +61,7 @@ const (
 	// concurrency (down to PerDestination).
 	slowAnswer = time.Second
 	// claimGap is the least time between two claims of Run; Run also spends at most half of its
-	// time claiming.
+	// time listing the destinations (what grows with their number).
 	claimGap = 5 * time.Millisecond
 	// forgetAfter: a host that held nothing for this long starts again from PerDestination.
 	forgetAfter = time.Minute
@@ -89,8 +89,9 @@ type Worker struct {
 	opts     Options
 	log      *slog.Logger
 	kick     chan struct{}
+	pg       bool   // PostgreSQL: a claim and a batch of outcomes are one statement each
 	destsSQL string // the destinations with due rows
-	claimSQL string // one destination's due rows, leased
+	claimSQL string // due rows leased: one destination's (SQLite), every planned one's (PostgreSQL)
 
 	mu        sync.Mutex
 	dests     map[string]*dest // by host
@@ -98,6 +99,7 @@ type Worker struct {
 	inHand    int              // rows claimed and not yet recorded or given back
 	more      bool             // the last claim left due rows behind: claim again when room frees
 	lastDest  string           // where the last claim's round ended: the next starts after it
+	scanTook  time.Duration    // how long the last listing of the destinations took
 	outcomes  []outcome        // answered, waiting to be recorded
 	recording bool             // a goroutine is writing outcomes
 	answered  chan struct{}    // an outcome joined outcomes
@@ -161,6 +163,7 @@ func NewWorker(db *sqlstore.DB, client *http.Client, opts Options) *Worker {
 		dests:    make(map[string]*dest),
 		owned:    make(map[int64]int),
 	}
+	w.pg = db.Dialect() == sqlstore.Postgres
 	w.destsSQL, w.claimSQL = claimQueries(db)
 	w.client = w.newClient(client)
 	return w
@@ -199,8 +202,8 @@ func (w *Worker) newClient(base *http.Client) *http.Client {
 	return &c
 }
 
-// claimQueries returns the statements of a claim. SQLite is told which index serves the
-// destinations' scan: its planner, without statistics, would rather walk every pending row.
+// claimQueries returns the statements of a claim. SQLite is told which index serves them: its
+// planner, without statistics, would rather walk every pending row.
 func claimQueries(db *sqlstore.DB) (dests, claim string) {
 	by := ""
 	if db.Dialect() == sqlstore.SQLite {
@@ -217,10 +220,19 @@ func claimQueries(db *sqlstore.DB) (dests, claim string) {
 	SELECT dest, (SELECT o.next_at FROM outbox o` + by + ` WHERE o.state = 'pending' AND o.dest = d.dest
 		AND o.next_at <= $1 AND o.lease_until <= $1 ORDER BY o.next_at LIMIT 1)
 	FROM d WHERE dest IS NOT NULL`
+	const returning = ` RETURNING id, notify_id, kind, merchant_id, url, body, attempts, next_at, format, give_up_at, dest`
+	if db.Dialect() == sqlstore.Postgres {
+		// Every planned destination ($3) with its count ($4) in one statement, which needs no
+		// transaction around it: one round trip.
+		claim = `UPDATE outbox SET lease_until = $1 WHERE id IN (
+			SELECT c.id FROM unnest($3::text[], $4::bigint[]) AS p(dest, n), LATERAL (
+				SELECT id FROM outbox WHERE state = 'pending' AND dest = p.dest AND next_at <= $2 AND lease_until <= $2
+				ORDER BY next_at, id LIMIT p.n FOR UPDATE SKIP LOCKED) c)` + returning
+		return dests, claim
+	}
 	claim = `UPDATE outbox SET lease_until = $1 WHERE id IN (
 		SELECT id FROM outbox` + by + ` WHERE state = 'pending' AND dest = $3 AND next_at <= $2 AND lease_until <= $2
-		ORDER BY next_at, id LIMIT $4` + db.ForUpdate() + `)
-		RETURNING id, notify_id, kind, merchant_id, url, body, attempts, next_at, format, give_up_at`
+		ORDER BY next_at, id LIMIT $4` + db.ForUpdate() + `)` + returning
 	return dests, claim
 }
 
@@ -243,12 +255,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	pause := time.NewTimer(time.Hour)
 	defer pause.Stop()
 	for {
-		began := time.Now()
 		if _, err := w.dispatch(ctx, w.opts.Now(), nil); err != nil && ctx.Err() == nil {
 			w.log.Error("notify: claim", "err", err)
 		}
 		// Kicks that come meanwhile make one claim after the pause.
-		pause.Reset(max(claimGap, time.Since(began)))
+		w.mu.Lock()
+		scan := w.scanTook
+		w.mu.Unlock()
+		pause.Reset(max(claimGap, scan))
 		select {
 		case <-ctx.Done():
 			w.wg.Wait()
@@ -374,7 +388,11 @@ func (w *Worker) dispatch(ctx context.Context, now time.Time, run *runGroup) (in
 	if room <= 0 {
 		return 0, nil
 	}
+	began := time.Now()
 	due, err := w.dueDests(ctx, now)
+	w.mu.Lock()
+	w.scanTook = time.Since(began)
+	w.mu.Unlock()
 	if err != nil || len(due) == 0 {
 		return 0, err
 	}
@@ -546,49 +564,64 @@ func (w *Worker) claim(ctx context.Context, now time.Time, plan []want) ([]*job,
 	at := sqlstore.MS(now)
 	lease := sqlstore.MS(now.Add(w.opts.Lease))
 	var jobs []*job
-	var cut map[string]bool
-	err := w.db.WriteTx(ctx, func(tx *sql.Tx) error {
-		jobs, cut = jobs[:0], make(map[string]bool)
-		var legacy []*job
-		for _, p := range plan {
-			rows, err := tx.QueryContext(ctx, w.claimSQL, lease, at, p.dest, p.n)
-			if err != nil {
+	scan := func(rows *sql.Rows) error {
+		defer rows.Close()
+		for rows.Next() {
+			j := &job{lease: lease}
+			if err := rows.Scan(&j.id, &j.notifyID, &j.kind, &j.merchantID, &j.url, &j.body, &j.attempts, &j.nextAt, &j.format, &j.giveUpAt, &j.host); err != nil {
 				return err
 			}
-			n := 0
-			for rows.Next() {
-				j := &job{lease: lease, host: p.dest}
-				if err := rows.Scan(&j.id, &j.notifyID, &j.kind, &j.merchantID, &j.url, &j.body, &j.attempts, &j.nextAt, &j.format, &j.giveUpAt); err != nil {
-					rows.Close()
+			jobs = append(jobs, j)
+		}
+		return rows.Err()
+	}
+	var err error
+	if w.pg {
+		dests, counts := make([]string, len(plan)), make([]int64, len(plan))
+		for i, p := range plan {
+			dests[i], counts[i] = p.dest, int64(p.n)
+		}
+		var rows *sql.Rows
+		if rows, err = w.db.SQL().QueryContext(ctx, w.claimSQL, lease, at, dests, counts); err == nil {
+			err = scan(rows)
+		}
+	} else {
+		err = w.db.WriteTx(ctx, func(tx *sql.Tx) error {
+			jobs = jobs[:0]
+			for _, p := range plan {
+				rows, err := tx.QueryContext(ctx, w.claimSQL, lease, at, p.dest, p.n)
+				if err != nil {
 					return err
 				}
-				if p.dest == "" {
-					j.host = hostOf(j.url)
-					legacy = append(legacy, j)
+				if err := scan(rows); err != nil {
+					return err
 				}
-				jobs = append(jobs, j)
-				n++
 			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			if n == p.n {
-				cut[p.dest] = true
-			}
-		}
-		for _, j := range legacy {
-			if j.host == "" {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET dest = $1 WHERE id = $2`, j.host, j.id); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("notify: claim: %w", err)
+	}
+	claimed := make(map[string]int)
+	for _, j := range jobs {
+		claimed[j.host]++
+		if j.host == "" {
+			j.host = hostOf(j.url)
+			if j.host != "" {
+				// Its lease is held: nobody else writes the row meanwhile. Should this fail, the
+				// row is claimed as one without destination again.
+				if _, err := w.db.SQL().ExecContext(ctx, `UPDATE outbox SET dest = $1 WHERE id = $2 AND lease_until = $3`, j.host, j.id, j.lease); err != nil {
+					w.log.Warn("notify: record a destination", "err", err)
+				}
+			}
+		}
+	}
+	cut := make(map[string]bool)
+	for _, p := range plan {
+		if claimed[p.dest] == p.n {
+			cut[p.dest] = true
+		}
 	}
 	sort.Slice(jobs, func(a, b int) bool {
 		if jobs[a].nextAt != jobs[b].nextAt {
@@ -876,12 +909,12 @@ func (w *Worker) write(batch []outcome) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	fenced := make([]bool, len(batch))
-	err := w.db.WriteTx(ctx, func(tx *sql.Tx) error { return writeOutcomes(ctx, tx, batch, fenced) })
+	err := w.db.WriteTx(ctx, func(tx *sql.Tx) error { return w.writeOutcomes(ctx, tx, batch, fenced) })
 	if err != nil && len(batch) > 1 {
 		w.log.Warn("notify: record attempts together, now one by one", "rows", len(batch), "err", err)
 		for i := range batch {
 			fenced[i] = false
-			err := w.db.WriteTx(ctx, func(tx *sql.Tx) error { return writeOutcomes(ctx, tx, batch[i:i+1], fenced[i:i+1]) })
+			err := w.db.WriteTx(ctx, func(tx *sql.Tx) error { return w.writeOutcomes(ctx, tx, batch[i:i+1], fenced[i:i+1]) })
 			if err != nil {
 				w.logFor(batch[i].j, batch[i]).Error("notify: record attempt", "err", err)
 			}
@@ -896,7 +929,52 @@ func (w *Worker) write(batch []outcome) {
 	}
 }
 
-func writeOutcomes(ctx context.Context, tx *sql.Tx, batch []outcome, fenced []bool) error {
+// writeOutcomesPG records a batch in one statement (one round trip); the rows it updated are the
+// ones not fenced.
+const writeOutcomesPG = `WITH v AS (
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::int[], $5::bigint[], $6::bigint[],
+			$7::bigint[], $8::int[], $9::bigint[], $10::text[], $11::text[])
+		AS v(id, lease, state, attempts, next_at, done_at, at, http_status, latency_ms, answer, error)
+	), a AS (
+		INSERT INTO notify_attempts (outbox_id, at, http_status, latency_ms, answer, error)
+		SELECT id, at, http_status, latency_ms, answer, error FROM v
+	)
+	UPDATE outbox o SET state = v.state, attempts = v.attempts, next_at = v.next_at, lease_until = 0, done_at = v.done_at
+	FROM v WHERE o.id = v.id AND o.lease_until = v.lease
+	RETURNING o.id`
+
+func (w *Worker) writeOutcomes(ctx context.Context, tx *sql.Tx, batch []outcome, fenced []bool) error {
+	if w.pg {
+		n := len(batch)
+		ids, leases, nexts, dones, ats, latencies := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		states, answers, errs := make([]string, n), make([]string, n), make([]string, n)
+		attempts, statuses := make([]int32, n), make([]int32, n)
+		for i, o := range batch {
+			ids[i], leases[i], states[i], attempts[i] = o.j.id, o.j.lease, o.state, int32(o.attempt)
+			nexts[i], dones[i], ats[i] = sqlstore.MS(o.nextAt), sqlstore.MS(o.doneAt), sqlstore.MS(o.at)
+			statuses[i], latencies[i], answers[i], errs[i] = int32(o.res.status), o.res.latency.Milliseconds(), o.res.answer, o.res.err
+		}
+		rows, err := tx.QueryContext(ctx, writeOutcomesPG, ids, leases, states, attempts, nexts, dones, ats, statuses, latencies, answers, errs)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		updated := make(map[int64]bool, n)
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			updated[id] = true
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i, o := range batch {
+			fenced[i] = !updated[o.j.id]
+		}
+		return nil
+	}
 	for i, o := range batch {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO notify_attempts (outbox_id, at, http_status, latency_ms, answer, error)
 			VALUES ($1, $2, $3, $4, $5, $6)`,
