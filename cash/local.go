@@ -157,7 +157,7 @@ func (l *Local) Refund(ctx context.Context, r medpay.CashRefundRequest) (*medpay
 	if err != nil {
 		return nil, localError("refund", err)
 	}
-	return cashRefund(ans)
+	return ans.CashRefund()
 }
 
 // QueryRefund implements medpay.CashGateway.
@@ -166,7 +166,7 @@ func (l *Local) QueryRefund(ctx context.Context, outRefundNo string) (*medpay.Ca
 	if err != nil {
 		return nil, localError("refund query", err)
 	}
-	return cashRefund(ans)
+	return ans.CashRefund()
 }
 
 // errNoCallbacks answers a callback POSTed to the platform while it reaches the channel in
@@ -213,19 +213,6 @@ func (t *trade) payment() *medpay.CashPayment {
 		p.TransactionID, p.PayerAmount, p.PaidAt = t.TransactionID, t.Total, sqlstore.FromMS(t.PaidAt)
 	}
 	return p
-}
-
-func cashRefund(a *apiv3.Refund) (*medpay.CashRefund, error) {
-	r := &medpay.CashRefund{OutRefundNo: a.OutRefundNo, RefundID: a.RefundID, OutTradeNo: a.OutTradeNo,
-		TransactionID: a.TransactionID, Status: a.Status, Amount: a.Amount.Refund, Total: a.Amount.Total}
-	if a.SuccessTime != "" {
-		at, err := time.Parse(time.RFC3339, a.SuccessTime)
-		if err != nil {
-			return nil, fmt.Errorf("cash: success_time %q: %w", a.SuccessTime, err)
-		}
-		r.SucceededAt = at
-	}
-	return r, nil
 }
 
 // localError puts a failed call in the port's terms, as the APIv3 client does with answers: a

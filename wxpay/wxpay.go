@@ -206,7 +206,7 @@ func (c *Client) Refund(ctx context.Context, r medpay.CashRefundRequest) (*medpa
 	if ans.OutRefundNo != r.OutRefundNo {
 		return nil, fmt.Errorf("wxpay refund: %w: answer is about %s", medpay.ErrOutcomeUnknown, ans.OutRefundNo)
 	}
-	return refund(&ans)
+	return ans.CashRefund()
 }
 
 // QueryRefund implements medpay.CashGateway.
@@ -218,20 +218,7 @@ func (c *Client) QueryRefund(ctx context.Context, outRefundNo string) (*medpay.C
 	if ans.OutRefundNo != outRefundNo {
 		return nil, fmt.Errorf("wxpay refund query: %w: answer is about %s", medpay.ErrOutcomeUnknown, ans.OutRefundNo)
 	}
-	return refund(&ans)
-}
-
-func refund(a *apiv3.Refund) (*medpay.CashRefund, error) {
-	r := &medpay.CashRefund{OutRefundNo: a.OutRefundNo, RefundID: a.RefundID, OutTradeNo: a.OutTradeNo,
-		TransactionID: a.TransactionID, Status: a.Status, Amount: a.Amount.Refund, Total: a.Amount.Total}
-	if a.SuccessTime != "" {
-		at, err := time.Parse(time.RFC3339, a.SuccessTime)
-		if err != nil {
-			return nil, fmt.Errorf("wxpay: success_time %q: %w", a.SuccessTime, err)
-		}
-		r.SucceededAt = at
-	}
-	return r, nil
+	return ans.CashRefund()
 }
 
 // ParseCallback implements medpay.CashGateway.
@@ -261,9 +248,9 @@ func (c *Client) ParseCallback(ctx context.Context, header map[string][]string, 
 		if r.MchID != c.cfg.MchID {
 			return nil, fmt.Errorf("wxpay callback %s: for merchant %q", n.ID, r.MchID)
 		}
-		ev.Refund, err = refund(&apiv3.Refund{OutRefundNo: r.OutRefundNo, RefundID: r.RefundID, OutTradeNo: r.OutTradeNo,
+		ev.Refund, err = (&apiv3.Refund{OutRefundNo: r.OutRefundNo, RefundID: r.RefundID, OutTradeNo: r.OutTradeNo,
 			TransactionID: r.TransactionID, Status: r.RefundStatus, SuccessTime: r.SuccessTime,
-			Amount: apiv3.RefundAmount{Refund: r.Amount.Refund, Total: r.Amount.Total}})
+			Amount: apiv3.RefundAmount{Refund: r.Amount.Refund, Total: r.Amount.Total}}).CashRefund()
 		if err != nil {
 			return nil, err
 		}
