@@ -245,21 +245,10 @@ func (s *Service) claim(ctx context.Context, o *medpay.Order) (*medpay.Order, er
 	next.State, next.StatusDesc = medpay.StateUserPaying, "支付中"
 	next.Attempt++
 	next.Step = medpay.StepSettle
-	if err := s.Store.UpdateOrder(ctx, &next, sqlstore.OrderChange{}); errors.Is(err, medpay.ErrConflict) {
-		cur, err := s.Store.OrderByID(ctx, o.MedTransID)
-		if err != nil {
-			return nil, err
-		}
-		return cur, confirmable(cur)
-	} else if err != nil {
-		return nil, err
-	}
-	ctx, cancel := detached(ctx)
-	defer cancel()
-	return s.advance(ctx, &next)
+	return s.claimAndRun(ctx, &next)
 }
 
-// refundCash gives back the cash of an order whose insurance part could not be settled, once
+// giveCashBack gives back the cash of an order whose insurance part could not be settled, once
 // (idempotent on CashReverseNo). It returns nil once the channel has made the refund.
 func (s *Service) giveCashBack(ctx context.Context, o *medpay.Order) error {
 	if s.Gateway == nil {

@@ -250,7 +250,6 @@ func (s *Service) payable(ctx context.Context, medTransID string) (*medpay.Order
 // start claims a NOTPAY order for payment and runs the saga: the one path of the payer's PIN
 // confirmation (Confirm) and of a micropay within the no-PIN limit (PayNow).
 func (s *Service) start(ctx context.Context, o *medpay.Order) (*medpay.Order, error) {
-	medTransID := o.MedTransID
 	// Claim the order: of two racing confirmations only one moves it to USERPAYING.
 	paying := *o
 	paying.State, paying.StatusDesc = medpay.StateUserPaying, "支付中"
@@ -262,8 +261,15 @@ func (s *Service) start(ctx context.Context, o *medpay.Order) (*medpay.Order, er
 	if paying.InsuranceFee > 0 {
 		paying.Step = medpay.StepSettle
 	}
-	if err := s.Store.UpdateOrder(ctx, &paying, sqlstore.OrderChange{}); errors.Is(err, medpay.ErrConflict) {
-		cur, err := s.Store.OrderByID(ctx, medTransID)
+	return s.claimAndRun(ctx, &paying)
+}
+
+// claimAndRun records the order's move to paying (the claim: of two confirmations only one's update
+// matches the stored version) and runs the saga from there, detached from the request. The
+// loser gets the order as it stands and why it cannot be confirmed.
+func (s *Service) claimAndRun(ctx context.Context, paying *medpay.Order) (*medpay.Order, error) {
+	if err := s.Store.UpdateOrder(ctx, paying, sqlstore.OrderChange{}); errors.Is(err, medpay.ErrConflict) {
+		cur, err := s.Store.OrderByID(ctx, paying.MedTransID)
 		if err != nil {
 			return nil, err
 		}
@@ -273,7 +279,7 @@ func (s *Service) start(ctx context.Context, o *medpay.Order) (*medpay.Order, er
 	}
 	ctx, cancel := detached(ctx)
 	defer cancel()
-	return s.advance(ctx, &paying)
+	return s.advance(ctx, paying)
 }
 
 // confirmable says why an order cannot be confirmed now; a paid order is not an error.
