@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,6 +45,9 @@ type DB struct {
 	// connections (other processes are handled by busy_timeout and BEGIN IMMEDIATE). The queue
 	// also lets one transaction carry many writers' work (group.go).
 	group *group
+	// stopCheckpoints ends the SQLite file's checkpointer (checkpoint.go), which closes
+	// checkpointsDone on its way out; both nil when there is none.
+	stopCheckpoints, checkpointsDone chan struct{}
 }
 
 // IsPostgres reports whether dsn selects PostgreSQL.
@@ -97,6 +101,10 @@ func OpenBare(ctx context.Context, dsn string) (*DB, error) {
 		db.sql.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	if db.group != nil && sqlitePath(dsn) != "" {
+		db.stopCheckpoints, db.checkpointsDone = make(chan struct{}), make(chan struct{})
+		go db.checkpointLoop(db.stopCheckpoints, db.checkpointsDone)
+	}
 	return db, nil
 }
 
@@ -134,7 +142,8 @@ func sqliteDSN(path string) string {
 	if !strings.HasPrefix(path, "file:") {
 		path = "file:" + path
 	}
-	return path + sep + "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	return path + sep + "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate" +
+		"&_pragma=wal_autocheckpoint(" + strconv.Itoa(backstopFrames) + ")"
 }
 
 func (db *DB) migrate(ctx context.Context) error {
@@ -177,7 +186,14 @@ func (db *DB) MigrateTrack(ctx context.Context, fsys fs.FS, dir, table string) e
 }
 
 // Close closes the database.
-func (db *DB) Close() error { return db.sql.Close() }
+func (db *DB) Close() error {
+	if db.stopCheckpoints != nil {
+		close(db.stopCheckpoints)
+		<-db.checkpointsDone
+		db.stopCheckpoints = nil
+	}
+	return db.sql.Close()
+}
 
 // Dialect is SQLite or Postgres.
 func (db *DB) Dialect() string { return db.dialect }
@@ -260,7 +276,13 @@ func (db *DB) tryTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 			return err
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if db.group != nil {
+		db.group.wrote()
+	}
+	return nil
 }
 
 // retryable reports serialization failures (40001), deadlocks (40P01) and SQLite busy/locked.

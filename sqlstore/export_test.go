@@ -1,6 +1,9 @@
 package sqlstore
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Hooks for the external tests (package sqlstore_test).
 var Retryable = retryable
@@ -24,3 +27,18 @@ func GroupBatches(db *DB) int { return db.group.batches }
 
 // SetFailCommit makes f decide, before each SQLite COMMIT of n functions, whether it fails.
 func SetFailCommit(db *DB, f func(n int) error) { db.group.failCommit = f }
+
+// Checkpoint runs one checkpoint of db's SQLite file as its checkpointer does.
+func Checkpoint(db *DB) error { return db.checkpoint(context.Background()) }
+
+// SetAfterCopy makes f run between a checkpoint's copy and the copy of its tail.
+func SetAfterCopy(db *DB, f func()) { db.group.afterCopy = f }
+
+const CheckpointFrames = checkpointFrames
+
+// StopCheckpointer ends db's checkpointer goroutine, so that a test runs checkpoints alone.
+func StopCheckpointer(db *DB) {
+	close(db.stopCheckpoints)
+	<-db.checkpointsDone
+	db.stopCheckpoints = nil
+}

@@ -41,17 +41,23 @@ func (r *writeReq) run(tx *sql.Tx) (err error) {
 
 // group is the SQLite writer's queue and turn.
 type group struct {
-	turn    chan struct{} // holding it is the writer's turn
-	mu      sync.Mutex
-	pending []*writeReq
+	turn          chan struct{} // holding it is the writer's turn
+	commits       chan struct{} // a write committed since the checkpointer last looked (checkpoint.go)
+	checkpointing sync.Mutex
+	mu            sync.Mutex
+	pending       []*writeReq
 
 	// For tests: batches is how many group transactions committed; failCommit, when set, is asked
-	// before each COMMIT of a batch of n and may refuse it.
+	// before each COMMIT of a batch of n and may refuse it; afterCopy is checkpoint.go's.
 	batches    int
 	failCommit func(n int) error
+	// afterCopy, when set, runs between a checkpoint's copy and the copy of its tail.
+	afterCopy func()
 }
 
-func newGroup() *group { return &group{turn: make(chan struct{}, 1)} }
+func newGroup() *group {
+	return &group{turn: make(chan struct{}, 1), commits: make(chan struct{}, 1)}
+}
 
 // groupWriteTx queues fn and waits for its answer, taking the writer's turn if it comes first.
 func (db *DB) groupWriteTx(ctx context.Context, fn func(*sql.Tx) error) error {
@@ -153,5 +159,6 @@ func (db *DB) tryBatch(batch []*writeReq) (errs []error, ok bool) {
 		return nil, false
 	}
 	db.group.batches++
+	db.group.wrote()
 	return errs, true
 }
