@@ -9,12 +9,13 @@ import (
 
 // Group commit on SQLite. SQLite has one writer, so write transactions queue anyway; instead of
 // one BEGIN … COMMIT each, the caller that gets the writer's turn (the leader) runs every
-// function queued meanwhile in one transaction, each inside its own SAVEPOINT so that one that
-// fails is rolled back alone, commits once and then answers them all. Nobody is answered before
-// that COMMIT has returned. Whenever the batch as a whole fails (BEGIN, a savepoint, a retryable
-// error or a panic inside, or COMMIT), nothing of it was committed and every function is run again on its
-// own through the ordinary retrying path, which is safe because WriteTx functions must be safe to
-// run again.
+// function queued meanwhile in one transaction, commits once and then answers them all. Nobody is
+// answered before that COMMIT has returned. The functions first run one after the other; should
+// one fail, the transaction is rolled back and they run again, each inside its own SAVEPOINT so
+// that the one that fails is rolled back alone. Whenever the batch as a whole fails (BEGIN, a
+// savepoint, a retryable error or a panic inside, or COMMIT), nothing of it was committed and
+// every function is run again on its own through the ordinary retrying path. Running a function
+// again is safe because WriteTx functions must be safe to run again.
 
 // maxBatch bounds one group transaction.
 const maxBatch = 64
@@ -105,8 +106,11 @@ func (db *DB) runBatch(batch []*writeReq) {
 		alone(batch[0])
 		return
 	}
-	errs, ok := db.tryBatch(batch)
-	if !ok {
+	errs, outcome := db.tryBatch(batch, false)
+	if outcome == memberFailed {
+		errs, outcome = db.tryBatch(batch, true)
+	}
+	if outcome != committed {
 		for _, r := range batch {
 			alone(r)
 		}
@@ -117,13 +121,24 @@ func (db *DB) runBatch(batch []*writeReq) {
 	}
 }
 
-// tryBatch runs batch in one transaction. ok false means nothing was committed and no function's
-// outcome stands; otherwise errs holds each function's own outcome, all of it committed.
-func (db *DB) tryBatch(batch []*writeReq) (errs []error, ok bool) {
+type batchOutcome int
+
+const (
+	committed    batchOutcome = iota // every function's own outcome stands, committed
+	lost                             // nothing was committed and no function's outcome stands
+	memberFailed                     // without savepoints: a function failed, and nothing was committed
+)
+
+// tryBatch runs batch in one transaction. With savepoints, each function runs inside its own, so
+// that one that fails is rolled back alone. Without, nothing separates them: the first function
+// to fail ends the batch, and runBatch runs it again with savepoints. Most batches have no
+// failure, and a savepoint costs two statements per function and, once the batch has changed
+// more than 64 KiB, a copy of every page it touches in a temporary file.
+func (db *DB) tryBatch(batch []*writeReq, savepoints bool) (errs []error, outcome batchOutcome) {
 	// The transaction outlives any one caller: a caller that gives up only fails its own function.
 	tx, err := db.sql.BeginTx(context.Background(), nil)
 	if err != nil {
-		return nil, false
+		return nil, lost
 	}
 	defer tx.Rollback() // after Commit, a no-op
 	errs = make([]error, len(batch))
@@ -132,33 +147,45 @@ func (db *DB) tryBatch(batch []*writeReq) (errs []error, ok bool) {
 			errs[i] = err
 			continue
 		}
+		if !savepoints {
+			// A statement that fails reports its error through the function, which ends the
+			// batch here, before another function could run outside a transaction that SQLite
+			// rolled back on its own (an interrupt, a full disk).
+			if err := r.run(tx); err != nil {
+				if retryable(err) || r.panicked != nil {
+					return nil, lost
+				}
+				return nil, memberFailed
+			}
+			continue
+		}
 		if _, err := tx.Exec(`SAVEPOINT batch_member`); err != nil {
-			return nil, false
+			return nil, lost
 		}
 		if err := r.run(tx); err != nil {
 			if retryable(err) || r.panicked != nil {
-				return nil, false
+				return nil, lost
 			}
 			errs[i] = err
 			if _, err := tx.Exec(`ROLLBACK TO batch_member`); err != nil {
-				return nil, false
+				return nil, lost
 			}
 		}
 		// Fails when SQLite has rolled the whole transaction back on its own (an interrupt, a
 		// full disk): then the batch is lost, and found out before anything is answered.
 		if _, err := tx.Exec(`RELEASE batch_member`); err != nil {
-			return nil, false
+			return nil, lost
 		}
 	}
 	if f := db.group.failCommit; f != nil {
 		if err := f(len(batch)); err != nil {
-			return nil, false
+			return nil, lost
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, false
+		return nil, lost
 	}
 	db.group.batches++
 	db.group.wrote()
-	return errs, true
+	return errs, committed
 }
