@@ -67,11 +67,20 @@ func (s *Simulator) VerifyPIN(ctx context.Context, payer, pin string) error {
 	if err := checkPayer(payer); err != nil {
 		return err
 	}
-	var stored string
-	err := s.db.SQL().QueryRowContext(ctx, `SELECT pin_hash FROM cash_wallets WHERE payer = $1`, payer).Scan(&stored)
-	if errors.Is(err, sql.ErrNoRows) {
-		stored = pinHash(payer, DefaultPIN)
-	} else if err != nil {
+	return checkPIN(ctx, s.db.SQL(), payer, pin)
+}
+
+// rowQuerier is a transaction or the pool.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// checkPIN compares pin with payer's wallet PIN read through q, the default PIN for a payer
+// without a wallet yet: medpay.ErrWrongPIN when it does not match.
+func checkPIN(ctx context.Context, q rowQuerier, payer, pin string) error {
+	stored := pinHash(payer, DefaultPIN)
+	err := q.QueryRowContext(ctx, `SELECT pin_hash FROM cash_wallets WHERE payer = $1`, payer).Scan(&stored)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("cash: verify PIN: %w", err)
 	}
 	if subtle.ConstantTimeCompare([]byte(stored), []byte(pinHash(payer, pin))) != 1 {

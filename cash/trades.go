@@ -3,7 +3,6 @@ package cash
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
@@ -332,12 +331,10 @@ func (c *Channel) pay(ctx context.Context, mchid, where string, key any, payerAp
 		}
 		// The PIN first, whatever the order's state: the wallet's (the default one for a payer
 		// without a wallet yet).
-		stored := pinHash(payer, DefaultPIN)
-		if err := tx.QueryRowContext(ctx, `SELECT pin_hash FROM cash_wallets WHERE payer = $1`, payer).Scan(&stored); err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		if subtle.ConstantTimeCompare([]byte(stored), []byte(pinHash(payer, pin))) != 1 {
+		if err := checkPIN(ctx, tx, payer, pin); errors.Is(err, medpay.ErrWrongPIN) {
 			return &PayError{PayWrongPIN, "支付密码错误，请重试"}
+		} else if err != nil {
+			return err
 		}
 		switch {
 		case cur.State == apiv3.StateSuccess || cur.State == apiv3.StateRefund:
@@ -418,6 +415,7 @@ func (c *Channel) Refund(ctx context.Context, mchid string, req *apiv3.RefundReq
 	}
 	hash := hashOf(req.TransactionID, req.OutTradeNo, fmt.Sprint(req.Amount.Refund), fmt.Sprint(req.Amount.Total), req.Reason, req.NotifyURL)
 	now := c.now()
+	local := c.local(mchid) != nil // learns its refunds by the answer and by query, not callbacks
 	var r *apiv3.Refund
 	var lose bool
 	refund := func(tx *sql.Tx) error {
@@ -491,8 +489,8 @@ func (c *Channel) Refund(ctx context.Context, mchid string, req *apiv3.RefundReq
 		if r, err = c.refundTx(ctx, tx, mchid, req.OutRefundNo); err != nil {
 			return err
 		}
-		if c.local(mchid) != nil {
-			return nil // the merchant learns its refunds by the answer and by query
+		if local {
+			return nil
 		}
 		url := req.NotifyURL
 		if url == "" {
@@ -512,7 +510,7 @@ func (c *Channel) Refund(ctx context.Context, mchid string, req *apiv3.RefundReq
 	if err != nil {
 		return nil, err
 	}
-	if c.local(mchid) == nil {
+	if !local {
 		c.Kick()
 	}
 	if lose {
