@@ -2,6 +2,8 @@ package apiv3
 
 import (
 	"fmt"
+	"net/http"
+	"slices"
 	"time"
 
 	"github.com/medpay/medpay"
@@ -20,4 +22,20 @@ func (a *Refund) CashRefund() (*medpay.CashRefund, error) {
 		r.SucceededAt = at
 	}
 	return r, nil
+}
+
+// PortError puts an error answer in the cash-channel port's terms, for the APIv3 client and the
+// in-process channel alike: a 5XX, SYSTEM_ERROR and FREQUENCY_LIMITED wrap
+// medpay.ErrOutcomeUnknown; not found wraps medpay.ErrNotFound; the codes in conflict wrap
+// medpay.ErrConflict. e stays reachable with errors.As. op names the call in the message.
+func (e *Error) PortError(op string, conflict ...string) error {
+	switch {
+	case e.Status >= 500 || e.Code == CodeSystemError || e.Code == CodeFrequencyLimited:
+		return fmt.Errorf("%s: %w: %w", op, medpay.ErrOutcomeUnknown, e)
+	case e.Status == http.StatusNotFound || e.Code == CodeOrderNotExist || e.Code == CodeResourceNotExists:
+		return fmt.Errorf("%s: %w: %w", op, medpay.ErrNotFound, e)
+	case slices.Contains(conflict, e.Code):
+		return fmt.Errorf("%s: %w: %w", op, medpay.ErrConflict, e)
+	}
+	return fmt.Errorf("%s: %w", op, e)
 }

@@ -215,11 +215,10 @@ func (t *trade) payment() *medpay.CashPayment {
 	return p
 }
 
-// localError puts a failed call in the port's terms, as the APIv3 client does with answers: a
-// lost answer (the sandbox scenario), a 5XX and anything that is not the channel's answer (a
-// database failure, a cancelled context: the transaction may have committed) wrap
-// medpay.ErrOutcomeUnknown; not found wraps medpay.ErrNotFound; the conflict codes wrap
-// medpay.ErrConflict; the *apiv3.Error stays reachable with errors.As.
+// localError puts a failed call in the port's terms: the channel's answers as the APIv3 client
+// puts them (apiv3.Error.PortError); a lost answer (the sandbox scenario) and anything that is not
+// the channel's answer (a database failure, a cancelled context: the transaction may have
+// committed) wrap medpay.ErrOutcomeUnknown.
 func localError(op string, err error, conflict ...string) error {
 	if err == nil {
 		return nil
@@ -231,16 +230,5 @@ func localError(op string, err error, conflict ...string) error {
 	if !errors.As(err, &e) {
 		return fmt.Errorf("cash %s: %w: %v", op, medpay.ErrOutcomeUnknown, err)
 	}
-	switch {
-	case e.Status >= 500 || e.Code == apiv3.CodeSystemError:
-		return fmt.Errorf("cash %s: %w: %w", op, medpay.ErrOutcomeUnknown, e)
-	case e.Status == http.StatusNotFound || e.Code == apiv3.CodeOrderNotExist || e.Code == apiv3.CodeResourceNotExists:
-		return fmt.Errorf("cash %s: %w: %w", op, medpay.ErrNotFound, e)
-	}
-	for _, c := range conflict {
-		if e.Code == c {
-			return fmt.Errorf("cash %s: %w: %w", op, medpay.ErrConflict, e)
-		}
-	}
-	return fmt.Errorf("cash %s: %w", op, e)
+	return e.PortError("cash "+op, conflict...)
 }

@@ -91,18 +91,7 @@ func classify(op string, err error, conflict ...string) error {
 	}
 	var e *apiv3.Error
 	if errors.As(err, &e) {
-		switch {
-		case e.Status >= 500 || e.Code == apiv3.CodeSystemError || e.Code == apiv3.CodeFrequencyLimited:
-			return fmt.Errorf("wxpay %s: %w: %w", op, medpay.ErrOutcomeUnknown, e)
-		case e.Status == http.StatusNotFound || e.Code == apiv3.CodeOrderNotExist || e.Code == apiv3.CodeResourceNotExists:
-			return fmt.Errorf("wxpay %s: %w: %w", op, medpay.ErrNotFound, e)
-		}
-		for _, c := range conflict {
-			if e.Code == c {
-				return fmt.Errorf("wxpay %s: %w: %w", op, medpay.ErrConflict, e)
-			}
-		}
-		return fmt.Errorf("wxpay %s: %w", op, e)
+		return e.PortError("wxpay "+op, conflict...)
 	}
 	if errors.Is(err, apiv3.ErrTransport) || errors.Is(err, apiv3.ErrUnverified) {
 		return fmt.Errorf("wxpay %s: %w: %w", op, medpay.ErrOutcomeUnknown, err)
