@@ -134,23 +134,22 @@ func (s *Service) Confirm(ctx context.Context, medTransID, pin string) (*medpay.
 	if errors.Is(err, medpay.ErrWrongPIN) {
 		return wrongPIN()
 	}
-	// The channel took the PIN (a decline comes after it): the attempt was the payer's.
-	if err == nil && paid != nil {
+	// The channel took the PIN (a decline comes after it): the attempt was the payer's, and its
+	// success clears the counts.
+	answered, cleared := err == nil && paid != nil, false
+	if answered {
 		// The channel in process answered the committed payment: it is recorded with the
 		// PIN's success in one transaction, without a query.
-		var cleared bool
 		o, cleared, err = s.recordCash(ctx, cur, paid, func(tx *sql.Tx) error {
 			return s.Store.PINSucceededTx(ctx, tx, payer, cur.MedTransID)
 		})
-		if !cleared {
-			if serr := s.Store.PINSucceeded(ctx, payer, cur.MedTransID); serr != nil {
-				return nil, serr
-			}
-		}
-	} else {
+	}
+	if !cleared {
 		if serr := s.Store.PINSucceeded(ctx, payer, cur.MedTransID); serr != nil {
 			return nil, serr
 		}
+	}
+	if !answered {
 		switch {
 		case errors.Is(err, medpay.ErrDeclined):
 			return cur, fmt.Errorf("现金支付失败: %w", err)
