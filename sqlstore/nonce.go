@@ -98,8 +98,9 @@ func (s *Store) writeTxClaiming(ctx context.Context, fn func(tx *sql.Tx) error) 
 const claimNonceStmt = `INSERT INTO nonces (mch_id, nonce, seen_at) VALUES ($1, $2, $3)
 	ON CONFLICT (mch_id, nonce) DO UPDATE SET seen_at = excluded.seen_at WHERE nonces.seen_at < $4`
 
-func claimNonceIn(ctx context.Context, tx *sql.Tx, mchID, nonce string, now time.Time) (bool, error) {
-	res, err := tx.ExecContext(ctx, claimNonceStmt, mchID, nonce, ms(now), ms(now.Add(-NonceWindow)))
+// claimNonceIn runs claimNonceStmt on e and reports whether the pair was fresh.
+func claimNonceIn(ctx context.Context, e execer, mchID, nonce string, now time.Time) (bool, error) {
+	res, err := e.ExecContext(ctx, claimNonceStmt, mchID, nonce, ms(now), ms(now.Add(-NonceWindow)))
 	if err != nil {
 		return false, err
 	}
@@ -111,16 +112,12 @@ func claimNonceIn(ctx context.Context, tx *sql.Tx, mchID, nonce string, now time
 // NonceWindow. It is one statement: on SQLite it joins the group commit, on PostgreSQL it runs as
 // a transaction of its own (one round trip, no BEGIN and COMMIT).
 func (s *Store) ClaimNonce(ctx context.Context, mchID, nonce string, now time.Time) (bool, error) {
-	var n int64
-	err := s.db.writeStmt(ctx, func(e execer) error {
-		res, err := e.ExecContext(ctx, claimNonceStmt, mchID, nonce, ms(now), ms(now.Add(-NonceWindow)))
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
+	var fresh bool
+	err := s.db.writeStmt(ctx, func(e execer) (err error) {
+		fresh, err = claimNonceIn(ctx, e, mchID, nonce, now)
 		return err
 	})
-	return n == 1, err
+	return fresh, err
 }
 
 // PurgeNonces drops pairs older than the window.

@@ -357,17 +357,20 @@ type suspension struct {
 // is seen at once (SetSuspended forgets the copy after its commit), one made by another process
 // at most CacheTTL later.
 func (s *Store) SuspendedOf(ctx context.Context, a, b int64) (int64, error) {
+	first := func(sa, sb bool) int64 {
+		switch {
+		case sa:
+			return a
+		case sb:
+			return b
+		}
+		return 0
+	}
 	ka, kb := strconv.FormatInt(a, 10), strconv.FormatInt(b, 10)
 	ca, okA := s.suspensions.get(ka)
 	cb, okB := s.suspensions.get(kb)
 	if okA && okB {
-		switch {
-		case ca.suspended:
-			return a, nil
-		case cb.suspended:
-			return b, nil
-		}
-		return 0, nil
+		return first(ca.suspended, cb.suspended), nil
 	}
 	start := s.suspensions.begin()
 	rows, err := s.db.sql.QueryContext(ctx, `SELECT merchant_id FROM merchant_controls
@@ -389,13 +392,7 @@ func (s *Store) SuspendedOf(ctx context.Context, a, b int64) (int64, error) {
 	}
 	s.suspensions.put(ka, suspension{a, sa}, start)
 	s.suspensions.put(kb, suspension{b, sb}, start)
-	switch {
-	case sa:
-		return a, nil
-	case sb:
-		return b, nil
-	}
-	return 0, nil
+	return first(sa, sb), nil
 }
 
 // SetMerchantCities replaces the merchant's enabled cities.
